@@ -1,0 +1,129 @@
+"""Feature extractors: `keras.applications` models by name (eq. 1's A)."""
+
+import dataclasses
+import os
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """What kmlc needs to know about a `keras.applications` backbone.
+
+    Attributes:
+        constructor: str. The `keras.applications` function name.
+        preprocessing: str. The `ImagePreprocessing` mode its weights expect.
+        min_size: int. The smallest image side it accepts, in pixels.
+    """
+
+    constructor: str
+    preprocessing: str
+    min_size: int = 32
+
+
+def _specs():
+    specs = {}
+
+    def add(constructor, preprocessing, min_size=32):
+        specs[constructor.lower()] = BackboneSpec(constructor, preprocessing, min_size)
+
+    for depth in ("50", "101", "152"):
+        add(f"ResNet{depth}", "caffe")
+        add(f"ResNet{depth}V2", "tf")
+    for variant in ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7"):
+        add(f"EfficientNet{variant}", "none")
+    for variant in ("B0", "B1", "B2", "B3", "S", "M", "L"):
+        add(f"EfficientNetV2{variant}", "none")
+    for size in ("Tiny", "Small", "Base", "Large", "XLarge"):
+        add(f"ConvNeXt{size}", "none")
+    for depth in ("121", "169", "201"):
+        add(f"DenseNet{depth}", "torch")
+    add("MobileNet", "tf")
+    add("MobileNetV2", "tf")
+    add("MobileNetV3Small", "none")
+    add("MobileNetV3Large", "none")
+    add("VGG16", "caffe")
+    add("VGG19", "caffe")
+    add("Xception", "tf", 71)
+    add("InceptionV3", "tf", 75)
+    add("InceptionResNetV2", "tf", 75)
+    return specs
+
+
+BACKBONES = _specs()
+
+
+def _key(name):
+    return str(name).lower().replace("_", "").replace("-", "")
+
+
+def get_spec(name):
+    """The `BackboneSpec` of a backbone name (case, `_` and `-` ignored)."""
+    spec = BACKBONES.get(_key(name))
+    if spec is None:
+        valid = ", ".join(sorted(spec.constructor for spec in BACKBONES.values()))
+        raise ValueError(
+            f"Unknown backbone {name!r}. Valid backbones: {valid}. "
+            "A keras.Model that maps images to a feature map works too."
+        )
+    return spec
+
+
+def image_shape(image_size):
+    """`(H, W)` from an int or a pair; errors name the bad value."""
+    if isinstance(image_size, int):
+        size = (image_size, image_size)
+    else:
+        size = tuple(int(s) for s in image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(
+            "image_size must be a positive int or an (height, width) pair. "
+            f"Received: image_size={image_size!r}"
+        )
+    return size
+
+
+def build_backbone(name, image_size, weights=None):
+    """A `keras.applications` model without its top, mapping images to A.
+
+    Args:
+        name: str. A key of `BACKBONES`, such as `"resnet101"`.
+        image_size: int or `(height, width)`.
+        weights: None (random), `"imagenet"` (downloaded by Keras; needs the
+            internet) or the path of a weights file for this backbone
+            (`.weights.h5`, or a Keras 2 `.h5` such as the ImageNet files).
+
+    Returns:
+        `(model, spec)`: the backbone `keras.Model` (output `[B, h, w, E]`)
+        and its `BackboneSpec`.
+    """
+    spec = get_spec(name)
+    height, width = image_shape(image_size)
+    if min(height, width) < spec.min_size:
+        raise ValueError(
+            f"image_size={image_size!r} is too small for backbone "
+            f"{spec.constructor!r}: it needs at least {spec.min_size} px a side."
+        )
+    if weights not in (None, "imagenet"):
+        weights = os.fspath(weights)
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"Backbone weights file not found: {weights} (weights must "
+                "be None, 'imagenet' or the path of a weights file)."
+            )
+    constructor = getattr(keras.applications, spec.constructor)
+    kwargs = {}
+    if spec.constructor.startswith(("MobileNetV3", "ConvNeXt", "EfficientNetV2")):
+        kwargs["include_preprocessing"] = True
+    model = constructor(
+        include_top=False,
+        weights=weights,
+        input_shape=(height, width, 3),
+        **kwargs,
+    )
+    if len(model.output.shape) != 4:
+        raise ValueError(
+            f"Backbone {spec.constructor!r} does not give a feature map at "
+            f"{image_size} px: its output is {model.output.shape}."
+        )
+    return model, spec

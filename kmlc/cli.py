@@ -1,0 +1,53 @@
+"""The `kmlc` command line: one sub-command a module in `kmlc.commands`.
+
+Each command module defines `register(subparsers)`, which adds its parser
+and sets `func` to a function taking the parsed arguments and returning an
+exit code. Modules import TensorFlow inside their functions, so
+`kmlc --help` is quick.
+"""
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+COMMANDS = ("train", "evaluate", "predict", "export", "serve", "data", "demo")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="kmlc",
+        description="Multi-label image recognition with a label graph.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"kmlc.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        # Library errors say what is wrong; no traceback for bad input.
+        print(f"kmlc {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

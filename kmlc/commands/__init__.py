@@ -1,0 +1,1 @@
+"""Sub-commands of the `kmlc` command line (see `kmlc.cli`)."""

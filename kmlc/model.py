@@ -1,0 +1,451 @@
+"""The multi-label model: a backbone and the paper's heads."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kmlc import backbones as backbones_lib
+from kmlc.graph import LabelGraph
+from kmlc.layers import FeatureActivation
+from kmlc.layers import ImagePreprocessing
+from kmlc.layers import KnowledgeFusion
+from kmlc.layers import LabelGCN
+from kmlc.layers import LabelwiseDense
+from kmlc.layers import RelationAttention
+
+HEADS = ("cls", "gcn", "fusion", "attention")
+
+PRESETS = {
+    # The paper's Table 1, rows 3-5.
+    "baseline": ("cls",),
+    "gcn": ("cls", "gcn"),
+    "full": ("cls", "gcn", "fusion", "attention"),
+}
+
+
+def resolve_heads(heads):
+    """A preset name or a sequence of head names -> a checked tuple."""
+    if isinstance(heads, str):
+        if heads not in PRESETS:
+            raise ValueError(
+                f"Unknown preset {heads!r}. Valid presets: {sorted(PRESETS)}; "
+                f"or pass a tuple of heads from {HEADS}."
+            )
+        return PRESETS[heads]
+    heads = tuple(heads)
+    unknown = [head for head in heads if head not in HEADS]
+    if unknown or not heads:
+        raise ValueError(
+            f"Unknown or no heads: valid heads are {HEADS}. Received: heads={heads}"
+        )
+    if len(set(heads)) != len(heads):
+        raise ValueError(f"A head is listed twice. Received: heads={heads}")
+    if "fusion" in heads and "gcn" not in heads:
+        raise ValueError(
+            "The 'fusion' head feeds the GCN's node features back into the "
+            f"image features, so it needs 'gcn' too. Received: heads={heads}"
+        )
+    if heads == ("attention",):
+        raise ValueError(
+            "The 'attention' head attends among the top candidates of the "
+            "other heads, so it needs at least one of 'cls', 'gcn', "
+            f"'fusion'. Received: heads={heads}"
+        )
+    return tuple(head for head in HEADS if head in heads)
+
+
+@keras.saving.register_keras_serializable(package="kmlc")
+class MultiLabelClassifier(keras.Model):
+    """Multi-label image recognition with a label graph (Xu, 2022).
+
+    Images `[B, H, W, 3]` (RGB, 0-255) to logits `[B, D]`. The heads, each
+    switchable so that the paper's ablation rows can be built from flags:
+
+    - `"cls"`: the plain classifier on pooled backbone features (eq. 2);
+    - `"gcn"`: per-label activation vectors (eq. 3) through a GCN over the
+      label graph (eq. 6, 9), one score per label node;
+    - `"fusion"`: the GCN's node features fed back into the feature map and
+      classified again (eq. 10-11); trained with its own BCE (eq. 12);
+    - `"attention"`: relation attention among the top candidate labels,
+      with position weights (eq. 13-19).
+
+    The final logits are the sum of the enabled heads' logits (eq. 7 and
+    DESIGN.md). Called with `training=True` the model returns a dict of
+    every head's logits plus `"logits"`, which `compute_loss` uses for the
+    auxiliary loss; otherwise it returns the final logits. `head_logits`
+    gives the dict at inference.
+
+    Build it with `kmlc.build_model`, which also takes the label graph.
+
+    Args:
+        num_labels: int. D, at least 2.
+        backbone: str or keras.Model. A `kmlc.backbones.BACKBONES` name, or a
+            model from images to a feature map `[B, h, w, E]`.
+        image_size: int or `(height, width)`. Defaults to 448.
+        heads: str or tuple of str. A `PRESETS` name or heads from `HEADS`.
+            Defaults to `"full"`.
+        adjacency: array `[D, D]` or None. X' for the GCN; None leaves zeros
+            until weights are loaded.
+        gcn_layers: int. Graph convolutions. Defaults to 4.
+        node_dim: int or None. Label node width K. Defaults to 70.
+        top_k: int. Candidate labels for relation attention. Defaults to 10.
+        label_names: list of str or None. Defaults to `label_0`...
+        preprocessing: str or None. `ImagePreprocessing` mode; None takes the
+            backbone's own (`"none"` for a custom backbone model).
+        backbone_weights: None, `"imagenet"` or a weights file path, for a
+            named backbone. Not part of the config: a reloaded model gets its
+            weights from the file it is loaded from.
+    """
+
+    def __init__(
+        self,
+        num_labels,
+        backbone="resnet101",
+        image_size=448,
+        heads="full",
+        adjacency=None,
+        gcn_layers=4,
+        node_dim=70,
+        top_k=10,
+        label_names=None,
+        preprocessing=None,
+        backbone_weights=None,
+        **kwargs,
+    ):
+        num_labels = int(num_labels)
+        if num_labels < 2:
+            raise ValueError(
+                "A multi-label model needs at least 2 labels. "
+                f"Received: num_labels={num_labels}"
+            )
+        heads = resolve_heads(heads)
+        height, width = backbones_lib.image_shape(image_size)
+        if label_names is None:
+            label_names = [f"label_{i}" for i in range(num_labels)]
+        label_names = [str(name) for name in label_names]
+        if len(label_names) != num_labels:
+            raise ValueError(
+                f"Got {len(label_names)} label names for num_labels={num_labels}."
+            )
+        if isinstance(backbone, dict):  # from a saved config
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        if isinstance(backbone, keras.Model):
+            backbone_model = backbone
+            preprocessing = preprocessing or "none"
+        else:
+            backbone_model, spec = backbones_lib.build_backbone(
+                backbone, (height, width), weights=backbone_weights
+            )
+            preprocessing = preprocessing or spec.preprocessing
+
+        # === Layers ===
+        self.backbone = backbone_model
+        self.preprocessing = ImagePreprocessing(preprocessing, name="preprocessing")
+        self.pooling = keras.layers.GlobalAveragePooling2D(name="pooling")
+        if "gcn" in heads:
+            self.feature_activation = FeatureActivation(
+                num_labels,
+                node_dim=node_dim,
+                use_bias="cls" in heads,
+                name="feature_activation",
+            )
+            self.label_gcn = LabelGCN(
+                adjacency, num_layers=gcn_layers, name="label_gcn"
+            )
+            self.gcn_scores = LabelwiseDense(name="gcn_scores")
+        else:
+            self.classifier = keras.layers.Dense(num_labels, name="classifier")
+        if "fusion" in heads:
+            self.knowledge_fusion = KnowledgeFusion(num_labels, name="knowledge_fusion")
+        if "attention" in heads:
+            self.relation_attention = RelationAttention(
+                num_labels, top_k=top_k, name="relation_attention"
+            )
+        if len(heads) > 1:
+            self.head_sum = keras.layers.Add(name="head_sum")
+        if "attention" in heads and len(heads) > 2:
+            self.prior_sum = keras.layers.Add(name="attention_prior")
+        self.logits_output = keras.layers.Activation(
+            "linear", dtype="float32", name="logits"
+        )
+
+        # === Functional Model ===
+        images = keras.Input(shape=(height, width, 3), name="images")
+        feature_map = self.backbone(self.preprocessing(images))
+        if len(feature_map.shape) != 4:
+            raise ValueError(
+                "The backbone must output a feature map [B, h, w, E]. "
+                f"Received: output shape {feature_map.shape}"
+            )
+        pooled = self.pooling(feature_map)
+        outputs = {}
+        if "gcn" in heads:
+            cls_logits, activations = self.feature_activation(pooled)
+            nodes = self.label_gcn(activations)
+            outputs["gcn"] = self.gcn_scores(nodes)
+        else:
+            cls_logits = self.classifier(pooled)
+        if "cls" in heads:
+            outputs["cls"] = cls_logits
+        if "fusion" in heads:
+            feature_map, outputs["fusion"] = self.knowledge_fusion(feature_map, nodes)
+        if "attention" in heads:
+            prior = list(outputs.values())
+            prior = self.prior_sum(prior) if len(prior) > 1 else prior[0]
+            outputs["attention"] = self.relation_attention(feature_map, prior)
+        outputs = {head: outputs[head] for head in heads}
+        logits = list(outputs.values())
+        logits = self.head_sum(logits) if len(logits) > 1 else logits[0]
+        logits = self.logits_output(logits)
+        outputs = {head: ops.cast(value, "float32") for head, value in outputs.items()}
+        outputs["logits"] = logits
+        super().__init__(inputs=images, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.num_labels = num_labels
+        self.backbone_name = None if isinstance(backbone, keras.Model) else backbone
+        self.image_size = (height, width)
+        self.heads = heads
+        self.gcn_layers = gcn_layers
+        self.node_dim = node_dim
+        self.top_k = top_k
+        self.label_names = label_names
+        self.preprocessing_mode = preprocessing
+        self.aux_loss_weight = 1.0
+        self._aux_loss_fn = None
+
+    # === Forward pass ===
+
+    def call(self, inputs, training=None, mask=None):
+        outputs = super().call(inputs, training=training, mask=mask)
+        return outputs if training else outputs["logits"]
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        outputs = super().compute_output_spec(inputs, training=training, mask=mask)
+        return outputs if training else outputs["logits"]
+
+    def head_logits(self, images, training=False):
+        """Every head's logits and the final ones: dict of `[B, D]`."""
+        return super().call(images, training=training)
+
+    def attention_maps(self, images):
+        """The relation-attention maps of the candidate labels.
+
+        Returns `(maps [B, h, w, K], labels [B, K])` as NumPy arrays.
+        """
+        if "attention" not in self.heads:
+            raise ValueError(f"This model has no 'attention' head. Heads: {self.heads}")
+        extractor = keras.Model(
+            self.inputs,
+            [
+                self.relation_attention.input[0],
+                self.relation_attention.input[1],
+            ],
+        )
+        feature_map, prior = extractor(images, training=False)
+        _, maps, labels = self.relation_attention(feature_map, prior, return_maps=True)
+        return keras.ops.convert_to_numpy(maps), keras.ops.convert_to_numpy(labels)
+
+    def set_graph(self, graph, normalization="symmetric"):
+        """Replaces the GCN's adjacency with a `LabelGraph` or an X' array."""
+        if "gcn" not in self.heads:
+            raise ValueError(f"This model has no 'gcn' head. Heads: {self.heads}")
+        self.label_gcn.set_adjacency(
+            _normalized_adjacency(graph, self.num_labels, normalization)
+        )
+
+    # === Training ===
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss="auto",
+        metrics="auto",
+        aux_loss_weight=1.0,
+        **kwargs,
+    ):
+        """Configures training; the auxiliary loss is added automatically.
+
+        Args:
+            optimizer: as in `keras.Model.compile`.
+            loss: a loss on logits. `"auto"` is binary cross-entropy from
+                logits (eq. 8); `kmlc.losses.AsymmetricLoss()` is the other
+                choice kmlc ships.
+            metrics: `"auto"` is `[kmlc.metrics.MeanAveragePrecision(D)]`.
+            aux_loss_weight: float. Weight of the same loss on the fusion
+                head's logits `b_hat` (eq. 12), added to the loss on the
+                final logits. Ignored without a `"fusion"` head. Defaults
+                to 1.0.
+        """
+        from kmlc.losses import get as get_loss
+        from kmlc.metrics import MeanAveragePrecision
+
+        if loss == "auto":
+            loss = "bce"
+        loss = get_loss(loss)
+        if metrics == "auto":
+            metrics = [MeanAveragePrecision(self.num_labels, name="mAP")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self.aux_loss_weight = float(aux_loss_weight)
+        self._aux_loss_fn = loss
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        heads = y_pred if isinstance(y_pred, dict) else None
+        logits = heads["logits"] if heads is not None else y_pred
+        loss = super().compute_loss(x, y, logits, sample_weight, training=training)
+        if (
+            heads is not None
+            and "fusion" in heads
+            and self.aux_loss_weight
+            and self._aux_loss_fn is not None
+        ):
+            aux = self._aux_loss_fn(y, heads["fusion"], sample_weight)
+            loss = loss + ops.cast(self.aux_loss_weight, loss.dtype) * aux
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if self.compiled and config:
+            config["aux_loss_weight"] = self.aux_loss_weight
+        return config
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # === Config ===
+
+    def get_config(self):
+        backbone = self.backbone_name
+        if backbone is None:
+            backbone = keras.saving.serialize_keras_object(self.backbone)
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_labels": self.num_labels,
+            "backbone": backbone,
+            "image_size": list(self.image_size),
+            "heads": list(self.heads),
+            "gcn_layers": self.gcn_layers,
+            "node_dim": self.node_dim,
+            "top_k": self.top_k,
+            "label_names": self.label_names,
+            "preprocessing": self.preprocessing_mode,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _normalized_adjacency(graph, num_labels, normalization):
+    if isinstance(graph, LabelGraph):
+        if graph.num_labels != num_labels:
+            raise ValueError(
+                f"The label graph has {graph.num_labels} labels but "
+                f"num_labels={num_labels}. Count the graph on the same "
+                "label vocabulary as the model."
+            )
+        return graph.normalized(normalization)
+    adjacency = np.asarray(graph, dtype=np.float32)
+    if adjacency.shape != (num_labels, num_labels):
+        raise ValueError(
+            f"The label graph has {adjacency.shape[0] if adjacency.ndim else 0} "
+            f"labels but num_labels={num_labels}: an adjacency must be "
+            f"[{num_labels}, {num_labels}]. Received: shape={adjacency.shape}"
+        )
+    return adjacency
+
+
+def build_model(
+    num_labels,
+    graph=None,
+    backbone="resnet101",
+    image_size=448,
+    weights=None,
+    heads="full",
+    gcn_layers=4,
+    node_dim=70,
+    top_k=10,
+    normalization="symmetric",
+    label_names=None,
+    preprocessing=None,
+    name="kmlc",
+):
+    """Builds the multi-label model: images `[B, H, W, 3]` -> logits `[B, D]`.
+
+    Args:
+        num_labels: int. D, at least 2.
+        graph: `kmlc.LabelGraph` counted on the training labels, or an
+            already normalised X' `[D, D]`. Required by the `"gcn"` head.
+        backbone: str or keras.Model. A `keras.applications` name
+            (`kmlc.backbones.BACKBONES`) or a model giving a feature map.
+            Defaults to `"resnet101"`.
+        image_size: int or `(height, width)`. Defaults to 448.
+        weights: None, `"imagenet"` (needs the internet) or the path of a
+            backbone weights file. Defaults to None.
+        heads: a `PRESETS` name (`"baseline"`, `"gcn"`, `"full"`) or a
+            tuple of heads from `HEADS`. Defaults to `"full"`.
+        gcn_layers: int. Defaults to 4 (the paper's best).
+        node_dim: int or None. Label node width. Defaults to 70.
+        top_k: int. Candidates for relation attention. Defaults to 10.
+        normalization: how X' is made from the graph: `"symmetric"` or
+            `"row"`. Defaults to `"symmetric"`.
+        label_names: list of str or None. Taken from the graph if it has
+            them.
+        preprocessing: str or None. See `MultiLabelClassifier`.
+        name: str. The model's name.
+
+    Returns:
+        A compiled-ready `MultiLabelClassifier`.
+
+    Example:
+    >>> graph = kmlc.LabelGraph.from_labels(train_labels)
+    >>> model = kmlc.build_model(80, graph, backbone="resnet101")
+    >>> model.compile(optimizer="adamw")
+    >>> model.fit(train_ds, validation_data=val_ds)
+    """
+    if int(num_labels) < 2:
+        raise ValueError(
+            "A multi-label model needs at least 2 labels. "
+            f"Received: num_labels={num_labels}"
+        )
+    heads = resolve_heads(heads)
+    adjacency = None
+    if "gcn" in heads:
+        if graph is None:
+            raise ValueError(
+                f"heads={heads} include 'gcn', which needs the label graph: "
+                "pass graph=kmlc.LabelGraph.from_labels(train_labels)."
+            )
+        adjacency = _normalized_adjacency(graph, int(num_labels), normalization)
+    if isinstance(graph, LabelGraph) and graph.num_labels != int(num_labels):
+        raise ValueError(
+            f"The label graph has {graph.num_labels} labels but "
+            f"num_labels={num_labels}."
+        )
+    if label_names is None and isinstance(graph, LabelGraph):
+        label_names = graph.label_names
+    return MultiLabelClassifier(
+        num_labels,
+        backbone=backbone,
+        image_size=image_size,
+        heads=heads,
+        adjacency=adjacency,
+        gcn_layers=gcn_layers,
+        node_dim=node_dim,
+        top_k=top_k,
+        label_names=label_names,
+        preprocessing=preprocessing,
+        backbone_weights=weights,
+        name=name,
+    )

@@ -1,0 +1,53 @@
+"""kmlc: multi-label image recognition with a label graph, on Keras 3."""
+
+from setuptools import find_packages
+from setuptools import setup
+
+EXTRAS = {
+    # The Spektral equivalence test, the JAX backend test, lint.
+    "dev": [
+        "pytest>=8",
+        "ruff>=0.6",
+        "jax[cpu]>=0.4.30",
+        "spektral==1.3.1",
+        "tf-keras==2.21.*",
+    ],
+    "plots": ["matplotlib>=3.8"],
+    "datasets": ["tensorflow-datasets>=4.9"],
+    "serving": ["tensorflow-serving-api==2.21.*", "grpcio>=1.60"],
+    "lite": ["ai-edge-litert>=1.2"],
+    "onnx": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"],
+}
+EXTRAS["all"] = sorted(
+    {req for name, reqs in EXTRAS.items() if name != "dev" for req in reqs}
+)
+EXTRAS["dev"] = sorted(set(EXTRAS["dev"]) | set(EXTRAS["all"]))
+
+setup(
+    name="kmlc",
+    version="0.1.0",
+    description=(
+        "Multi-label image recognition with a label co-occurrence graph, "
+        "knowledge fusion and relation attention, on Keras 3."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["kmlc", "kmlc.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras>=3.15,<4",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "scikit-learn>=1.4",
+        "pyyaml>=6",
+        "tqdm>=4.66",
+        "pillow>=10",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["kmlc=kmlc.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
