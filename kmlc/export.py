@@ -1,0 +1,324 @@
+"""SavedModel export for TensorFlow Serving.
+
+`export_saved_model` writes TF Serving's layout `<base>/<name>/<version>/`:
+
+- signature `serving_default`: `images` DT_STRING `[None]` (encoded JPEG,
+  PNG, BMP or GIF bytes) decoded, converted to RGB and resized to the
+  model's `image_size` in the graph (bilinear, no crop, on float 0..255:
+  the data pipeline's validation resize);
+- signature `serving_images`: `images` float32 `[None, H, W, 3]`, RGB 0..255;
+- both return `scores` float32 `[None, D]` (sigmoid of the logits),
+  `logits` float32 `[None, D]` and `label_names` DT_STRING `[None, D]` (the
+  names tiled per image, so that server-side batching can split them);
+- assets `labels.txt` (one label a line) and `kmlc_config.json`;
+- `assets.extra/tf_serving_warmup_requests`, one `PredictionLog` for
+  `serving_default` holding a small encoded image.
+
+A version appears whole or not at all: it is written into a hidden sibling
+directory (TF Serving ignores names that are not integers) and renamed into
+place.
+"""
+
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+SERVING_DEFAULT = "serving_default"
+SERVING_IMAGES = "serving_images"
+OUTPUT_KEYS = ("scores", "logits", "label_names")
+LABELS_FILE = "labels.txt"
+CONFIG_FILE = "kmlc_config.json"
+WARMUP_FILE = "tf_serving_warmup_requests"
+# Side of the encoded image in the warm-up request.
+WARMUP_IMAGE_SIZE = 32
+
+
+def model_image_size(model):
+    """`(H, W)` of a built model's image input; errors name what is wrong."""
+    if not model.built:
+        raise ValueError(
+            "The model was never built, so its input shape is unknown: call "
+            "it on a batch of images or build it with an Input first. "
+            f"Received: model={model.name!r} (built=False)"
+        )
+    size = getattr(model, "image_size", None)
+    if size is None:
+        shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
+        if len(shape) != 4 or shape[-1] != 3 or None in shape[1:3]:
+            raise ValueError(
+                "Cannot tell the image size: the model has no `image_size` "
+                "and its input is not [B, H, W, 3] with known H and W. "
+                f"Received: input shape {shape}"
+            )
+        size = shape[1:3]
+    return int(size[0]), int(size[1])
+
+
+def model_label_names(model, num_labels):
+    """The model's label names, or `label_0`... when it has none."""
+    names = getattr(model, "label_names", None)
+    if names is None:
+        names = [f"label_{i}" for i in range(num_labels)]
+    names = [str(name) for name in names]
+    if len(names) != num_labels:
+        raise ValueError(
+            f"The model has {len(names)} label names but gives {num_labels} "
+            f"logits. Received: label_names={names[:5]}..."
+        )
+    return names
+
+
+def model_config(model, image_size, label_names):
+    """The `kmlc_config.json` dict: what a client needs to use the export."""
+    from kmlc import __version__
+
+    backbone = getattr(model, "backbone_name", None)
+    if backbone is None and getattr(model, "backbone", None) is not None:
+        backbone = f"custom:{model.backbone.name}"
+    heads = getattr(model, "heads", None)
+    return {
+        "kmlc_version": __version__,
+        "model_name": model.name,
+        "backbone": backbone,
+        "heads": list(heads) if heads is not None else None,
+        "image_size": list(image_size),
+        "num_labels": len(label_names),
+        "preprocessing": getattr(model, "preprocessing_mode", None),
+        "input": {
+            "color": "RGB",
+            "range": [0.0, 255.0],
+            "resize": "bilinear, no crop, aspect ratio not kept",
+        },
+        "outputs": {
+            "scores": "sigmoid of the logits",
+            "logits": "the model's output",
+            "label_names": "the label names, one row per image",
+        },
+        "signatures": [SERVING_DEFAULT, SERVING_IMAGES],
+        "labels_file": LABELS_FILE,
+    }
+
+
+def _serving_module(model, image_size, label_names, assets_dir):
+    """A `tf.Module` with both signatures, the model's variables and assets."""
+    import tensorflow as tf
+
+    height, width = image_size
+    names = tf.constant(label_names, dtype=tf.string)
+
+    def outputs(logits):
+        logits = tf.cast(logits, tf.float32)
+        batch = tf.shape(logits)[0]
+        return {
+            "scores": tf.sigmoid(logits),
+            "logits": logits,
+            "label_names": tf.tile(names[None, :], [batch, 1]),
+        }
+
+    def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image = tf.cast(image, tf.float32)
+        image = tf.image.resize(image, (height, width), method="bilinear")
+        return tf.ensure_shape(image, (height, width, 3))
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)],
+        autograph=False,
+    )
+    def serving_images(images):
+        return outputs(model(images, training=False))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serving_default(images):
+        decoded = tf.map_fn(
+            decode,
+            images,
+            fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
+        )
+        return outputs(model(decoded, training=False))
+
+    module = tf.Module(name="kmlc_serving")
+    # Keras variables are trackable: listing them saves them with the module.
+    module.model_variables = list(model.variables)
+    module.labels_file = tf.saved_model.Asset(os.path.join(assets_dir, LABELS_FILE))
+    module.config_file = tf.saved_model.Asset(os.path.join(assets_dir, CONFIG_FILE))
+    module.serving_default = serving_default
+    module.serving_images = serving_images
+    return module
+
+
+def warmup_request(model_name, image_size=WARMUP_IMAGE_SIZE):
+    """A `PredictionLog` for `serving_default` with one small encoded PNG."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    # A smooth gradient, not a constant image: exercises the real decoder.
+    ramp = np.linspace(0, 255, image_size, dtype=np.float32)
+    pixels = np.stack(
+        [
+            np.tile(ramp[None, :], (image_size, 1)),
+            np.tile(ramp[:, None], (1, image_size)),
+            np.full((image_size, image_size), 128, np.float32),
+        ],
+        axis=-1,
+    )
+    png = tf.io.encode_png(pixels.astype(np.uint8)).numpy()
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SERVING_DEFAULT)
+    )
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto([png], dtype=tf.string))
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+
+
+def _write_warmup(version_dir, model_name):
+    import tensorflow as tf
+
+    extra = os.path.join(version_dir, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
+        writer.write(warmup_request(model_name).SerializeToString())
+
+
+def _write_saved_model(model, directory, name):
+    """Writes the whole SavedModel into `directory` (which must not exist)."""
+    import tensorflow as tf
+
+    image_size = model_image_size(model)
+    probe = keras.ops.zeros((1, *image_size, 3))
+    num_labels = int(keras.ops.shape(model(probe, training=False))[-1])
+    label_names = model_label_names(model, num_labels)
+    with tempfile.TemporaryDirectory(prefix="kmlc-assets-") as assets_dir:
+        with open(os.path.join(assets_dir, LABELS_FILE), "w", encoding="utf-8") as f:
+            f.write("".join(f"{label}\n" for label in label_names))
+        with open(os.path.join(assets_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump(model_config(model, image_size, label_names), f, indent=2)
+        module = _serving_module(model, image_size, label_names, assets_dir)
+        tf.saved_model.save(
+            module,
+            directory,
+            signatures={
+                SERVING_DEFAULT: module.serving_default.get_concrete_function(),
+                SERVING_IMAGES: module.serving_images.get_concrete_function(),
+            },
+        )
+    _write_warmup(directory, name)
+
+
+def existing_versions(model_dir):
+    """The integer version directories under `model_dir`, sorted."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(
+        int(entry)
+        for entry in os.listdir(model_dir)
+        if entry.isdigit() and os.path.isdir(os.path.join(model_dir, entry))
+    )
+
+
+def _check_paths(base_path, name):
+    base_path = os.fspath(base_path)
+    if not isinstance(name, str) or not name or name in (".", ".."):
+        raise ValueError(
+            f"The model name must be a non-empty string. Received: {name!r}"
+        )
+    if os.sep in name or (os.altsep and os.altsep in name) or name.startswith("."):
+        raise ValueError(
+            "The model name becomes one directory: no path separators and no "
+            f"leading '.'. Received: name={name!r}"
+        )
+    if os.path.exists(base_path) and not os.path.isdir(base_path):
+        raise ValueError(
+            "The export base path must be a directory (TF Serving's model base "
+            f"path), but it is a file. Received: base_path={base_path!r}"
+        )
+    model_dir = os.path.join(base_path, name)
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ValueError(
+            f"{model_dir!r} exists and is a file, not a directory of versions. "
+            f"Received: base_path={base_path!r}, name={name!r}"
+        )
+    return model_dir
+
+
+def export_saved_model(model, base_path, name, version=None):
+    """Exports a model for TF Serving as `<base_path>/<name>/<version>/`.
+
+    Each call writes a new version: the largest existing version plus one
+    (1 for the first), or `version` if given. An existing version is never
+    overwritten. The version directory is written beside its final place
+    under a hidden name and renamed into place, so TF Serving never sees a
+    partial version; on any error the partial directory is removed.
+
+    Args:
+        model: keras.Model. A built model from images `[B, H, W, 3]` (RGB,
+            0..255) to logits `[B, D]`, normally a
+            `kmlc.MultiLabelClassifier` (its `image_size` and
+            `label_names` are used).
+        base_path: str or path. TF Serving's `--model_base_path` parent:
+            the directory holding one folder per model name.
+        name: str. The model name (one directory level).
+        version: int or None. The version number; None takes the next free
+            one.
+
+    Returns:
+        str. The version directory written.
+
+    Example:
+    >>> version_dir = export_saved_model(model, "models", "corel5k")
+    >>> # tensorflow_model_server --model_name=corel5k \\
+    >>> #     --model_base_path=$PWD/models/corel5k
+    """
+    model_dir = _check_paths(base_path, name)
+    model_image_size(model)  # fails early for an unbuilt model
+    versions = existing_versions(model_dir)
+    if version is None:
+        version = versions[-1] + 1 if versions else 1
+    else:
+        if isinstance(version, bool) or int(version) != version or version < 0:
+            raise ValueError(
+                "A version must be a non-negative integer. "
+                f"Received: version={version!r}"
+            )
+        version = int(version)
+    final_dir = os.path.join(model_dir, str(version))
+    if os.path.exists(final_dir):
+        raise FileExistsError(
+            f"Version {version} of model {name!r} already exists and is never "
+            f"overwritten: {final_dir}. Existing versions: {versions}. "
+            f"Received: version={version}"
+        )
+    os.makedirs(model_dir, exist_ok=True)
+    temp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    try:
+        shutil.rmtree(temp_dir)  # tf.saved_model.save creates it
+        _write_saved_model(model, temp_dir, name)
+        if os.path.exists(final_dir):
+            raise FileExistsError(
+                f"Version {version} of model {name!r} appeared while it was "
+                f"being written: {final_dir}. Received: version={version}"
+            )
+        os.rename(temp_dir, final_dir)
+    except BaseException as error:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the device while writing version {version} "
+                f"of model {name!r} under {model_dir}; the partial version was "
+                "removed",
+            ) from error
+        raise
+    logger.info("Exported %s version %d to %s", name, version, final_dir)
+    return final_dir
