@@ -1,0 +1,56 @@
+"""Small models and label graphs shared by the model tests."""
+
+import keras
+import numpy as np
+
+import kmlc
+
+NUM_LABELS = 6
+IMAGE_SIZE = 32
+
+
+def tiny_backbone(image_size=IMAGE_SIZE, channels=16):
+    """A two-convolution feature extractor: `[B, S, S, 3]` -> `[B, S/8, S/8, C]`."""
+    return keras.Sequential(
+        [
+            keras.Input((image_size, image_size, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, strides=4, padding="same", activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Conv2D(
+                channels, 3, strides=2, padding="same", activation="relu"
+            ),
+        ],
+        name="tiny_backbone",
+    )
+
+
+def label_matrix(num_images=60, num_labels=NUM_LABELS, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((num_images, num_labels)) < 0.3).astype("float32")
+    y[:, 1] = np.maximum(y[:, 1], y[:, 0])  # label 1 follows label 0
+    return y
+
+
+def tiny_graph(num_labels=NUM_LABELS):
+    return kmlc.LabelGraph.from_labels(
+        label_matrix(num_labels=num_labels), strategy="threshold", tau=0.3
+    )
+
+
+def tiny_model(heads="full", num_labels=NUM_LABELS, **kwargs):
+    kwargs.setdefault("node_dim", 8)
+    kwargs.setdefault("top_k", 3)
+    return kmlc.build_model(
+        num_labels,
+        tiny_graph(num_labels),
+        backbone=tiny_backbone(),
+        image_size=IMAGE_SIZE,
+        heads=heads,
+        **kwargs,
+    )
+
+
+def images(batch=4, size=IMAGE_SIZE, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
