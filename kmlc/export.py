@@ -3,9 +3,10 @@
 `export_saved_model` writes TF Serving's layout `<base>/<name>/<version>/`:
 
 - signature `serving_default`: `images` DT_STRING `[None]` (encoded JPEG,
-  PNG, BMP or GIF bytes) decoded, converted to RGB and resized to the
-  model's `image_size` in the graph (bilinear, no crop, on float 0..255:
-  the data pipeline's validation resize);
+  PNG, BMP or GIF bytes) decoded to RGB and resized to the model's
+  `image_size` in the graph with the data pipeline's own functions
+  (`kmlc.data.image_decoding.decode_image`, then the validation resize
+  `kmlc.data.augmentation.resize`: bilinear, no crop, float 0..255);
 - signature `serving_images`: `images` float32 `[None, H, W, 3]`, RGB 0..255;
 - both return `scores` float32 `[None, D]` (sigmoid of the logits),
   `logits` float32 `[None, D]` and `label_names` DT_STRING `[None, D]` (the
@@ -111,6 +112,9 @@ def _serving_module(model, image_size, label_names, assets_dir):
     """A `tf.Module` with both signatures, the model's variables and assets."""
     import tensorflow as tf
 
+    from kmlc.data.augmentation import resize
+    from kmlc.data.image_decoding import decode_image
+
     height, width = image_size
     names = tf.constant(label_names, dtype=tf.string)
 
@@ -124,9 +128,10 @@ def _serving_module(model, image_size, label_names, assets_dir):
         }
 
     def decode(encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        image = tf.cast(image, tf.float32)
-        image = tf.image.resize(image, (height, width), method="bilinear")
+        # The data pipeline's own decoder and validation resize, so that a
+        # served image gets the pixels the model was evaluated on (JPEG with
+        # the accurate IDCT, BMP palettes, the first GIF frame).
+        image = resize(decode_image(encoded), (height, width))
         return tf.ensure_shape(image, (height, width, 3))
 
     @tf.function(
@@ -191,8 +196,18 @@ def _write_warmup(version_dir, model_name):
         writer.write(warmup_request(model_name).SerializeToString())
 
 
-def _write_saved_model(model, directory, name):
-    """Writes the whole SavedModel into `directory` (which must not exist)."""
+def write_saved_model(model, directory, name="kmlc", warmup=True):
+    """Writes the SavedModel (signatures, assets, warm-up) into `directory`.
+
+    No versioning and no atomic rename: `export_saved_model` adds those.
+    `directory` must not exist yet, or be empty.
+
+    Args:
+        model: keras.Model. As in `export_saved_model`.
+        directory: str. Where to write.
+        name: str. The model name put in the warm-up request.
+        warmup: bool. Whether to write `assets.extra/` warm-up requests.
+    """
     import tensorflow as tf
 
     image_size = model_image_size(model)
@@ -213,7 +228,8 @@ def _write_saved_model(model, directory, name):
                 SERVING_IMAGES: module.serving_images.get_concrete_function(),
             },
         )
-    _write_warmup(directory, name)
+    if warmup:
+        _write_warmup(directory, name)
 
 
 def existing_versions(model_dir):
@@ -303,7 +319,7 @@ def export_saved_model(model, base_path, name, version=None):
     temp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
         shutil.rmtree(temp_dir)  # tf.saved_model.save creates it
-        _write_saved_model(model, temp_dir, name)
+        write_saved_model(model, temp_dir, name)
         if os.path.exists(final_dir):
             raise FileExistsError(
                 f"Version {version} of model {name!r} appeared while it was "
