@@ -104,7 +104,7 @@ def _check_binary(values, matrix, offset):
         value = values[row, col]
     raise ValueError(
         "The label matrix must hold only 0 and 1 (multi-hot). "
-        f"Received: {value!r} at row {row + offset}, column {col}"
+        f"Received: {value.item()!r} at row {row + offset}, column {col}"
     )
 
 
@@ -174,7 +174,8 @@ class LabelGraph:
             label_names = [str(name) for name in label_names]
             if len(label_names) != num_labels:
                 raise ValueError(
-                    f"Got {len(label_names)} label names for {num_labels} labels."
+                    f"label_names must have one name per label ({num_labels}). "
+                    f"Received: {len(label_names)} label names"
                 )
         np.fill_diagonal(pair_counts, 0.0)
         self.pair_counts = pair_counts
@@ -225,9 +226,10 @@ class LabelGraph:
 
         Args:
             batches: iterable of multi-hot batches `[n, D]`: NumPy arrays,
-                sparse matrices, `tf.Tensor`s, or a `tf.data.Dataset` of
-                labels or of `(image, labels)` pairs (only the labels are
-                kept; a dataset of labels alone skips decoding images).
+                sparse matrices, `tf.Tensor`s, nested lists, or a
+                `tf.data.Dataset` of labels or of `(image, labels)` tuples
+                (only the labels are kept; a dataset of labels alone skips
+                decoding images).
             num_labels: int or None. D; taken from the first batch if None.
         """
         counter = None if num_labels is None else CooccurrenceCounter(num_labels)
@@ -434,7 +436,19 @@ class LabelGraph:
     def load(cls, path):
         """Reads a graph written by `save`."""
         try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
+            data = np.load(os.fspath(path), allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"Could not read a label graph from {path}: {error}"
+            ) from error
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            # A plain .npy array: np.load returns it, not an archive.
+            raise ValueError(
+                f"Could not read a label graph from {path}: not an .npz "
+                f"archive written by LabelGraph.save. Received: {type(data)}"
+            )
+        try:
+            with data:
                 params = json.loads(str(data["params"]))
                 return cls(
                     data["pair_counts"],
@@ -442,7 +456,7 @@ class LabelGraph:
                     int(data["num_samples"]),
                     **params,
                 )
-        except (OSError, KeyError, ValueError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"Could not read a label graph from {path}: {error}"
             ) from error
@@ -458,8 +472,10 @@ class LabelGraph:
 def _label_batches(batches):
     """Yields NumPy label batches from arrays, tensors or a tf.data dataset."""
     for batch in batches:
-        if isinstance(batch, (tuple, list)) and len(batch) == 2:
-            batch = batch[1]  # (image, labels) pairs
+        # Keras' (x, y) or (x, y, sample_weight) tuples; a list is a batch
+        # of label rows (a list of two rows is not an (image, labels) pair).
+        if isinstance(batch, tuple) and len(batch) in (2, 3):
+            batch = batch[1]
         elif isinstance(batch, dict):
             batch = batch["labels"]
         if scipy.sparse.issparse(batch):

@@ -58,7 +58,11 @@ class AsymmetricLoss(keras.losses.Loss):
         if self.gamma_neg > 0 or self.gamma_pos > 0:
             pt = prob_pos * y_true + prob_neg * (1.0 - y_true)
             gamma = self.gamma_pos * y_true + self.gamma_neg * (1.0 - y_true)
-            weight = ops.power(1.0 - pt, gamma)
+            # The gradient of power(0, 0) is NaN (0 * 0^-1): where gamma is
+            # 0 the weight is the constant 1, as PyTorch's pow gives.
+            focusing = gamma > 0
+            safe_gamma = ops.where(focusing, gamma, 1.0)
+            weight = ops.where(focusing, ops.power(1.0 - pt, safe_gamma), 1.0)
             if self.disable_torch_grad_focal_loss:
                 weight = ops.stop_gradient(weight)
             loss = loss * weight
@@ -89,7 +93,7 @@ def get(identifier):
         return AsymmetricLoss()
     if isinstance(identifier, str):
         raise ValueError(
-            f"Unknown loss {identifier!r}. kmlc's losses on logits: {LOSSES}; "
-            "or pass a keras.losses.Loss object."
+            f"Unknown loss. Expected one of {LOSSES} (losses on logits) or a "
+            f"keras.losses.Loss object. Received: identifier={identifier!r}"
         )
     return identifier

@@ -23,19 +23,23 @@ def _as_arrays(y_true, y_score):
             "y_true and y_score must both be [num_images, num_labels]. "
             f"Received: {y_true.shape} and {y_score.shape}"
         )
-    if y_true.shape[0] == 0:
-        raise ValueError("No images to score: y_true is empty.")
+    if y_true.size == 0:
+        raise ValueError(
+            "No images or no labels to score: y_true is empty. "
+            f"Received: shape={y_true.shape}"
+        )
     bad = (y_true != 0) & (y_true != 1)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValueError(
             "y_true must hold only 0 and 1. "
-            f"Received: {y_true[row, col]!r} at row {row}, column {col}"
+            f"Received: {y_true[row, col].item()!r} at row {row}, column {col}"
         )
     if not np.all(np.isfinite(y_score)):
         row, col = np.argwhere(~np.isfinite(y_score))[0]
         raise ValueError(
-            f"y_score holds a non-finite value at row {row}, column {col}."
+            "y_score must be finite. "
+            f"Received: {float(y_score[row, col])} at row {row}, column {col}"
         )
     return y_true.astype(np.float64), y_score
 
@@ -192,32 +196,36 @@ class MeanAveragePrecision(keras.metrics.Metric):
             )
         batch = ops.shape(y_pred)[0]
         capacity = self.max_samples
-        keep = ops.minimum(batch, capacity - self.count)
+        # Variables are read into tensors first: JAX's slicing primitives do
+        # not accept Keras variables.
+        count = ops.convert_to_tensor(self.count)
+        keep = ops.minimum(batch, capacity - count)
         # slice_update writes a whole batch, so near the end of the buffer
         # the batch is written higher up, over rows it then restores.
-        write_at = ops.maximum(ops.minimum(self.count, capacity - batch), 0)
-        shift = self.count - write_at
+        write_at = ops.maximum(ops.minimum(count, capacity - batch), 0)
+        shift = count - write_at
         rows = ops.arange(batch)
         new = (rows >= shift) & (rows < shift + keep)
         source = ops.clip(rows - shift, 0, batch - 1)
         for buffer, values in ((self.scores, y_pred), (self.labels, y_true)):
-            old = ops.slice(buffer, (write_at, 0), (batch, self.num_labels))
+            stored = ops.convert_to_tensor(buffer)
+            old = ops.slice(stored, (write_at, 0), (batch, self.num_labels))
             moved = ops.take(values, source, axis=0)
             buffer.assign(
                 ops.slice_update(
-                    buffer, (write_at, 0), ops.where(new[:, None], moved, old)
+                    stored, (write_at, 0), ops.where(new[:, None], moved, old)
                 )
             )
-        self.count.assign(self.count + keep)
+        self.count.assign(count + keep)
         self.num_dropped.assign(self.num_dropped + batch - keep)
 
     def result(self):
         n, num_labels = self.max_samples, self.num_labels
-        valid = (ops.arange(n) < self.count)[:, None]
+        valid = (ops.arange(n) < ops.convert_to_tensor(self.count))[:, None]
         # Unused rows get the lowest score and no positives: they sort last
         # and add nothing.
-        scores = ops.where(valid, self.scores, -np.inf)
-        labels = ops.where(valid, self.labels, 0.0)
+        scores = ops.where(valid, ops.convert_to_tensor(self.scores), -np.inf)
+        labels = ops.where(valid, ops.convert_to_tensor(self.labels), 0.0)
         order = ops.argsort(-scores, axis=0)
         scores = ops.take_along_axis(scores, order, axis=0)
         labels = ops.take_along_axis(labels, order, axis=0)
@@ -244,8 +252,9 @@ class MeanAveragePrecision(keras.metrics.Metric):
         return ops.sum(ap * present) / ops.maximum(ops.sum(present), 1.0)
 
     def reset_state(self):
-        self.scores.assign(ops.zeros_like(self.scores))
-        self.labels.assign(ops.zeros_like(self.labels))
+        shape = (self.max_samples, self.num_labels)
+        self.scores.assign(ops.zeros(shape, "float32"))
+        self.labels.assign(ops.zeros(shape, "float32"))
         self.count.assign(0)
         self.num_dropped.assign(0)
 
