@@ -1,0 +1,110 @@
+"""Fixtures for the serving tests: tiny exported models and a running server.
+
+Two tiny models (different weights) are exported once per session with the
+real `kmlc.export.export_saved_model`; tests copy their versions into their
+own base paths. Everything binds 127.0.0.1 on free ports.
+"""
+
+import io
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("grpc", reason="the serving tests need kmlc[serving]")
+pytest.importorskip("tensorflow_serving", reason="the serving tests need kmlc[serving]")
+
+import kmlc  # noqa: E402
+from kmlc.export import export_saved_model  # noqa: E402
+from kmlc.serving import DevServer  # noqa: E402
+
+MODEL_NAME = "tiny"
+LABELS = ["sky", "water", "tree", "sand", "grass"]
+IMAGE_SIZE = 32
+
+
+def tiny_model(seed):
+    """A baseline model on a two-convolution backbone, 32x32 images."""
+    keras.utils.set_random_seed(seed)
+    backbone = keras.Sequential(
+        [
+            keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(8, 3, strides=2),
+        ],
+        name="tiny_backbone",
+    )
+    return kmlc.build_model(
+        len(LABELS),
+        backbone=backbone,
+        image_size=IMAGE_SIZE,
+        heads="baseline",
+        label_names=LABELS,
+        preprocessing="tf",
+    )
+
+
+def encode(pixels, image_format="PNG"):
+    """uint8 `[H, W, 3]` -> encoded bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def random_pixels(count, seed, size=IMAGE_SIZE):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def expected_scores(model, pixels):
+    """The independent answer: sigmoid of the in-process model's logits."""
+    logits = model.predict(pixels.astype(np.float32), verbose=0)
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+def copy_version(source_dir, base, version):
+    """Copies an exported version into `base` atomically (temp dir + rename)."""
+    os.makedirs(base, exist_ok=True)
+    temp = os.path.join(base, f".tmp-copy-{version}")
+    shutil.copytree(source_dir, temp)
+    os.rename(temp, os.path.join(base, str(version)))
+
+
+@pytest.fixture(scope="session")
+def models():
+    """Two tiny models whose scores differ."""
+    return tiny_model(seed=1), tiny_model(seed=2)
+
+
+@pytest.fixture(scope="session")
+def exported(models, tmp_path_factory):
+    """`(dir of model A's export, dir of model B's export)`."""
+    root = tmp_path_factory.mktemp("exports")
+    first = export_saved_model(models[0], root / "a", MODEL_NAME)
+    second = export_saved_model(models[1], root / "b", MODEL_NAME)
+    return first, second
+
+
+@pytest.fixture(scope="session")
+def server(exported, tmp_path_factory):
+    """A dev server of model A as version 1, shared by the read-only tests."""
+    base = tmp_path_factory.mktemp("served") / MODEL_NAME
+    copy_version(exported[0], base, 1)
+    dev_server = DevServer(
+        base, MODEL_NAME, grpc_port=0, rest_port=0, max_request_bytes=1 << 20
+    ).start()
+    yield dev_server
+    dev_server.stop(grace=0)
+
+
+@pytest.fixture(scope="session")
+def pixels():
+    return random_pixels(3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def png_images(pixels):
+    return [encode(image) for image in pixels]
