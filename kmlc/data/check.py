@@ -1,0 +1,89 @@
+"""`check`: every problem in a data set, one `Problem` per image and kind."""
+
+import collections
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from kmlc.data.image_decoding import diagnose_image
+from kmlc.data.image_loading import load_images
+from kmlc.data.problem import Problem
+
+
+def check(image_set, min_side=8, progress=False):
+    """Scans a data set for what would hurt training, without stopping.
+
+    Decodes every image with the same code as `make_dataset` (so what
+    `check` reports is what training would skip), and reports:
+
+    - `"missing"`, `"unreadable"`, `"too-small"` images;
+    - `"unknown-label"`: labels outside the vocabulary, recorded by a
+      reader called with `unknown_labels="report"`;
+    - `"no-labels"`: images without any label;
+    - `"duplicate-key"`: a key listed more than once (one problem per key);
+    - `"duplicate-content"`: an image whose bytes equal an earlier
+      image's (by 64-bit fingerprint; one problem per extra copy).
+
+    Args:
+        image_set: `ImageSet`.
+        min_side: int. Images with a shorter side are too small. Defaults
+            to `8`.
+        progress: bool. Show a tqdm progress bar on stderr while scanning.
+            Defaults to `False`.
+
+    Returns:
+        A list of `Problem`, sorted by file name then kind; empty when the
+        data is clean.
+    """
+    problems = list(image_set.problems)
+    image_is_path = image_set.image_is_path
+    key_counts = collections.Counter(image_set.keys)
+    for key, count in key_counts.items():
+        if count > 1:
+            problems.append(
+                Problem(
+                    "duplicate-key",
+                    image_set.name(key),
+                    f"key {key!r} is listed {count} times",
+                    key=key,
+                )
+            )
+    row_sums = np.asarray(image_set.labels.sum(axis=1)).ravel()
+    for key in image_set.keys[row_sums == 0]:
+        problems.append(Problem("no-labels", image_set.name(key), "no labels", key=key))
+
+    dataset = image_set.dataset().map(
+        lambda image, labels, key: {"image": image, "labels": labels, "key": key}
+    )
+    scanned = load_images(dataset, image_is_path, min_side, hashes=True).map(
+        lambda x: (
+            x["name"],
+            x["key"],
+            x["ok"],
+            x["hash"],
+            tf.cond(x["ok"], lambda: tf.constant(b""), lambda: x["image"]),
+        )
+    )
+    first_with_hash = {}
+    records = tqdm.tqdm(
+        scanned.as_numpy_iterator(),
+        total=len(image_set),
+        desc="check",
+        unit="img",
+        disable=not progress,
+    )
+    for name, key, ok, fingerprint, image in records:
+        name = name.decode("utf-8", "replace")
+        key = key.decode("utf-8", "replace")
+        if not ok:
+            found = diagnose_image(image, image_is_path, min_side)
+            kind, reason = found or ("unreadable", "could not be read (transient?)")
+            problems.append(Problem(kind, name, reason, key=key))
+            continue
+        original = first_with_hash.setdefault(int(fingerprint), name)
+        if original != name:
+            problems.append(
+                Problem("duplicate-content", name, f"same bytes as {original}", key=key)
+            )
+    return sorted(problems, key=lambda problem: (problem.name, problem.kind))

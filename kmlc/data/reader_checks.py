@@ -1,0 +1,44 @@
+"""Checks and label parsing shared by the file readers (manifest, CSV)."""
+
+import os
+
+from kmlc.data.label_vocabulary import UnknownLabelError
+from kmlc.data.problem import Problem
+
+UNKNOWN_LABELS = ("raise", "report")
+
+
+def check_images_dir(images_dir):
+    """The images directory as a str; FileNotFoundError when it is not one."""
+    if images_dir is None:
+        return None
+    images_dir = os.fspath(images_dir)
+    if not os.path.isdir(images_dir):
+        raise FileNotFoundError(
+            f"The images directory does not exist. Received: images_dir={images_dir!r}"
+        )
+    return images_dir
+
+
+def label_indices(vocabulary, labels, where, unknown_labels, problems, source, key):
+    """Label names -> indices, raising or recording unknown labels."""
+    if unknown_labels == "raise":
+        return vocabulary.indices(labels, where)
+    indices = []
+    for label in labels:
+        try:
+            indices.append(vocabulary.index(label, where))
+        except UnknownLabelError as error:
+            problems.append(
+                Problem("unknown-label", source.name(key), str(error), key=key)
+            )
+    return sorted(set(indices))
+
+
+def check_unknown_labels(unknown_labels):
+    """Raises unless `unknown_labels` is one of `UNKNOWN_LABELS`."""
+    if unknown_labels not in UNKNOWN_LABELS:
+        raise ValueError(
+            f"unknown_labels must be one of {UNKNOWN_LABELS}. "
+            f"Received: unknown_labels={unknown_labels!r}"
+        )
