@@ -1,10 +1,155 @@
-"""`kmlc export`: not written yet."""
+"""`kmlc export`: a trained model as a SavedModel, a TFLite file or ONNX.
+
+    kmlc export --model m.keras --out models --name corel5k
+    kmlc export --model m.keras --format tflite --quantize int8 \\
+        --manifest train.json --images images/ --out m.tflite
+    kmlc export --model m.keras --format onnx --out m.onnx
+
+Prints the version directory (SavedModel) or the file written, and only
+that, on stdout.
+"""
+
+import os
+
+FORMATS = ("savedmodel", "tflite", "onnx")
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("export", help="(not written yet)")
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model for TF Serving, LiteRT or ONNX",
+        description=(
+            "Export a .keras model: --format savedmodel (default) writes TF "
+            "Serving's OUT/NAME/VERSION/ with a new version each time; "
+            "--format tflite writes a LiteRT model (--quantize float32, float16, "
+            "dynamic or int8; int8 calibrates on --manifest/--csv images); "
+            "--format onnx writes an ONNX model."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="the .keras model file")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="savedmodel", help="(default: savedmodel)"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="savedmodel: the base directory; tflite, onnx: the file to write",
+    )
+    parser.add_argument(
+        "--name", help="savedmodel: the model name (default: the model file's stem)"
+    )
+    parser.add_argument(
+        "--version", type=int, help="savedmodel: the version (default: next free)"
+    )
+    lite = parser.add_argument_group("tflite")
+    lite.add_argument(
+        "--quantize",
+        choices=("float32", "float16", "dynamic", "int8"),
+        default="float32",
+        help="(default: float32)",
+    )
+    source = lite.add_mutually_exclusive_group()
+    source.add_argument(
+        "--manifest", help="int8 calibration images: a JSON manifest (with --images)"
+    )
+    source.add_argument("--csv", help="int8 calibration images: a CSV of path,labels")
+    lite.add_argument("--images", help="images directory of --manifest or --csv")
+    lite.add_argument("--vocabulary", help="vocabulary file, one label a line")
+    lite.add_argument(
+        "--separator", default=" ", help="label separator in a CSV (default: space)"
+    )
+    lite.add_argument(
+        "--num-calibration-samples",
+        type=int,
+        default=200,
+        help="images used for int8 calibration (default: 200)",
+    )
+    lite.add_argument(
+        "--int8-io", action="store_true", help="int8 input and outputs (with int8)"
+    )
+    parser.add_argument(
+        "--opset", type=int, default=17, help="onnx: the ONNX opset (default: 17)"
+    )
     parser.set_defaults(func=run)
 
 
+def _calibration_data(args, image_size):
+    from kmlc import data
+
+    if args.manifest:
+        if not args.images:
+            raise ValueError("--manifest needs --images. Received: --images=None")
+        image_set = data.read_manifest(args.manifest, args.images, args.vocabulary)
+    elif args.csv:
+        image_set = data.read_csv(
+            args.csv,
+            images_dir=args.images,
+            vocabulary=args.vocabulary,
+            separator=args.separator,
+        )
+    else:
+        return None
+    return data.make_dataset(image_set, image_size, batch_size=32, training=False)
+
+
+def _check_flags(args):
+    if args.format != "tflite":
+        given = [
+            flag
+            for flag, value in (
+                ("--quantize", args.quantize != "float32"),
+                ("--manifest", args.manifest),
+                ("--csv", args.csv),
+                ("--int8-io", args.int8_io),
+            )
+            if value
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} only apply to --format tflite. "
+                f"Received: --format {args.format}"
+            )
+    elif (args.manifest or args.csv) and args.quantize != "int8":
+        raise ValueError(
+            "Calibration images (--manifest, --csv) are used by --quantize int8 "
+            f"only. Received: --quantize {args.quantize}"
+        )
+    if args.format != "savedmodel" and (args.name or args.version is not None):
+        raise ValueError(
+            "--name and --version apply to --format savedmodel. "
+            f"Received: --format {args.format}"
+        )
+
+
 def run(args):
-    raise NotImplementedError("kmlc export is not written yet")
+    _check_flags(args)
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"No such model file: {args.model}")
+    import keras
+
+    import kmlc  # noqa: F401  (registers kmlc's layers for loading)
+
+    model = keras.saving.load_model(args.model, compile=False)
+    if args.format == "savedmodel":
+        from kmlc.export import export_saved_model
+
+        name = args.name or os.path.splitext(os.path.basename(args.model))[0]
+        written = export_saved_model(model, args.out, name, version=args.version)
+    elif args.format == "tflite":
+        from kmlc.export import model_image_size
+        from kmlc.lite import convert
+
+        written = convert(
+            model,
+            args.out,
+            quantize=args.quantize,
+            representative_data=_calibration_data(args, model_image_size(model)),
+            num_calibration_samples=args.num_calibration_samples,
+            int8_io=args.int8_io,
+        )
+    else:
+        from kmlc.onnx_export import export_onnx
+
+        written = export_onnx(model, args.out, opset=args.opset)
+    print(written)
+    return 0
