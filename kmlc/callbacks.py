@@ -1,0 +1,143 @@
+"""Keras callbacks for multi-label training.
+
+`ValidationMetrics` scores the validation set once per epoch, exactly
+(every prediction kept, AP computed as in `kmlc.metrics`) and under any
+`tf.distribute` strategy, and puts `val_loss` and `val_mAP` into the
+epoch's logs for the callbacks after it (checkpointing, early stopping,
+CSV and TensorBoard logs). `TrainingCurves` redraws the training curves as a
+PNG after every epoch. `SkippedImagesReport` adds the count of skipped
+images to the logs.
+"""
+
+import logging
+import os
+
+import keras
+import numpy as np
+
+from kmlc import metrics as metrics_lib
+from kmlc import plots
+
+logger = logging.getLogger("kmlc.train")
+
+
+def collect_scores(model, dataset, predict_fn=None):
+    """Runs a model over `(images, labels)` batches.
+
+    Args:
+        model: a Keras model.
+        dataset: `(images, labels)` batches.
+        predict_fn: images -> logits. Defaults to `model.predict_on_batch`.
+
+    Returns:
+        `(logits, labels)`: float32 NumPy arrays `[N, D]`, in dataset order.
+    """
+    predict_fn = predict_fn or model.predict_on_batch
+    logits, labels = [], []
+    for images, batch_labels in dataset:
+        logits.append(np.asarray(predict_fn(images), dtype=np.float32))
+        labels.append(np.asarray(batch_labels, dtype=np.float32))
+    if not logits:
+        raise ValueError("The dataset yielded no batches to score.")
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Exact validation loss and mAP in the logs, once per epoch.
+
+    Put it before the callbacks that read `val_mAP` (ModelCheckpoint,
+    EarlyStopping, CSVLogger, TensorBoard): Keras hands every callback the
+    same logs dict, in list order.
+
+    Args:
+        dataset: a finite `tf.data.Dataset` of `(images, labels)`.
+        loss: a Keras loss on logits, for `val_loss` (the training loss's
+            main term). Defaults to binary cross-entropy.
+        prefix: str. Defaults to `"val_"`.
+        predict_fn: images -> logits. Defaults to the model's
+            `predict_on_batch` (which, under a multi-worker strategy, would
+            gather every worker's batch: pass a local call there).
+    """
+
+    def __init__(self, dataset, loss=None, prefix="val_", predict_fn=None):
+        super().__init__()
+        self.dataset = dataset
+        self.predict_fn = predict_fn
+        self.loss = loss or keras.losses.BinaryCrossentropy(from_logits=True)
+        self.prefix = prefix
+        self.last_logits = None
+        self.last_labels = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logits, labels = collect_scores(self.model, self.dataset, self.predict_fn)
+        self.last_logits, self.last_labels = logits, labels
+        loss = float(keras.ops.convert_to_numpy(self.loss(labels, logits)))
+        present = labels.sum(axis=0) > 0
+        score = (
+            metrics_lib.mean_average_precision(labels, logits)
+            if present.any()
+            else float("nan")
+        )
+        if logs is not None:
+            logs[f"{self.prefix}loss"] = loss
+            logs[f"{self.prefix}mAP"] = score
+        logger.info(
+            "epoch %d: %sloss %.4f, %smAP %.4f (%d images)",
+            epoch + 1,
+            self.prefix,
+            loss,
+            self.prefix,
+            score,
+            len(labels),
+        )
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Redraws the training curves PNG from a CSV log after each epoch.
+
+    Reading the CSV (rather than this run's history) keeps the whole curve
+    when a run resumes from a backup. Put it after the `CSVLogger`.
+
+    Args:
+        csv_path: the `CSVLogger` file.
+        png_path: the PNG to write.
+    """
+
+    def __init__(self, csv_path, png_path):
+        super().__init__()
+        self.csv_path = csv_path
+        self.png_path = png_path
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not os.path.exists(self.csv_path):
+            return
+        try:
+            plots.training_curves(plots.read_history(self.csv_path), self.png_path)
+        except Exception as error:  # a plot must never stop training
+            logger.warning("could not draw %s: %s", self.png_path, error)
+
+
+class SkippedImagesReport(keras.callbacks.Callback):
+    """Adds `skipped_images` (distinct images skipped so far) to the logs.
+
+    Args:
+        skipped: the `kmlc.data.SkippedImages` of the training dataset.
+    """
+
+    def __init__(self, skipped):
+        super().__init__()
+        self.skipped = skipped
+        self._reported = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        count = len(self.skipped)
+        if logs is not None:
+            logs["skipped_images"] = count
+        if count > self._reported:
+            new = self.skipped.names[self._reported :]
+            logger.warning(
+                "%d unreadable image(s) skipped so far; new this epoch: %s",
+                count,
+                ", ".join(new[:20]) + (" ..." if len(new) > 20 else ""),
+            )
+            self._reported = count

@@ -1,0 +1,382 @@
+"""Training configuration: typed dataclasses, loaded from YAML.
+
+`TrainConfig` holds everything `kmlc.train` needs. `load_config(path,
+overrides)` reads a YAML file and applies `key=value` overrides with dotted
+keys (`model.backbone=efficientnetb0`). An unknown key is an error that
+names the key, the file and the keys that are valid there; a value of the
+wrong type is an error that names the field.
+
+Example YAML:
+
+    data:
+      format: manifest
+      manifest: data/train.json
+      images: data/images
+      vocabulary: data/vocabulary.txt
+    model:
+      preset: full
+      backbone: resnet101
+      image_size: 448
+    optimizer:
+      name: sgd
+      learning_rate: 0.02
+    epochs: 20
+    batch_size: 32
+"""
+
+import dataclasses
+import os
+import types
+import typing
+
+import yaml
+
+DATA_FORMATS = ("manifest", "csv", "tfds", "tfrecords")
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("cosine", "constant")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the images and labels are, and how the pipeline treats them.
+
+    Attributes:
+        format: one of `DATA_FORMATS`.
+        manifest, images, vocabulary: a Corel-5k-style JSON manifest, its
+            image directory and its vocabulary file (`format: manifest`).
+        csv, separator: a `path,labels` CSV and its label separator;
+            `images` is the directory paths are relative to (`format: csv`).
+        tfds_name, tfds_split, tfds_validation_split, tfds_data_dir: a
+            TensorFlow Datasets builder, e.g. `voc/2007` with splits
+            `trainval` and `test` (`format: tfds`).
+        tfrecords: a directory written by `kmlc data pack`.
+        validation_fraction, split_seed: the deterministic hash split into
+            training and validation (when no separate validation split).
+        max_images: use only the first N images (quick runs).
+        augment, randaugment, cache, shuffle_buffer: pipeline options
+            (see `kmlc.data.make_dataset`).
+    """
+
+    format: str = "manifest"
+    manifest: typing.Optional[str] = None
+    images: typing.Optional[str] = None
+    vocabulary: typing.Optional[str] = None
+    csv: typing.Optional[str] = None
+    separator: str = " "
+    tfds_name: typing.Optional[str] = None
+    tfds_split: str = "train"
+    tfds_validation_split: typing.Optional[str] = None
+    tfds_data_dir: typing.Optional[str] = None
+    tfrecords: typing.Optional[str] = None
+    validation_fraction: float = 0.1
+    split_seed: int = 0
+    max_images: typing.Optional[int] = None
+    augment: bool = True
+    randaugment: bool = False
+    cache: bool = False
+    shuffle_buffer: typing.Optional[int] = None
+
+    def validate(self):
+        _choice("data.format", self.format, DATA_FORMATS)
+        required = {
+            "manifest": ("manifest", "images", "vocabulary"),
+            "csv": ("csv",),
+            "tfds": ("tfds_name",),
+            "tfrecords": ("tfrecords",),
+        }[self.format]
+        missing = [name for name in required if getattr(self, name) in (None, "")]
+        if missing:
+            raise ValueError(
+                f"data.format={self.format!r} needs "
+                + ", ".join(f"data.{name}" for name in missing)
+                + "."
+            )
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                "data.validation_fraction must be between 0 and 1. "
+                f"Received: {self.validation_fraction}"
+            )
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The model and its label graph (see `kmlc.build_model`, `LabelGraph`).
+
+    Attributes:
+        preset: `"baseline"`, `"gcn"` or `"full"`.
+        heads: a list of heads that overrides the preset.
+        backbone, image_size, weights: the feature extractor; `weights` is
+            null, `imagenet` or a weights file path.
+        freeze_backbone: train the heads only.
+        gcn_layers, node_dim, top_k: head sizes.
+        graph_strategy, graph_tau, graph_k, graph_reweight_p,
+            graph_normalization: how the label graph is binarised and
+            normalised.
+    """
+
+    preset: str = "full"
+    heads: typing.Optional[list] = None
+    backbone: str = "resnet101"
+    image_size: int = 448
+    weights: typing.Optional[str] = None
+    freeze_backbone: bool = False
+    gcn_layers: int = 4
+    node_dim: int = 70
+    top_k: int = 10
+    graph_strategy: str = "threshold"
+    graph_tau: float = 0.4
+    graph_k: int = 5
+    graph_reweight_p: typing.Optional[float] = None
+    graph_normalization: str = "symmetric"
+
+    def validate(self):
+        from kmlc.graph import STRATEGIES as GRAPH_STRATEGIES
+        from kmlc.model import resolve_heads
+
+        resolve_heads(self.heads if self.heads else self.preset)
+        _choice("model.graph_strategy", self.graph_strategy, GRAPH_STRATEGIES)
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer and learning-rate schedule (linear warm-up, then cosine).
+
+    Attributes:
+        name: `"sgd"` (with momentum), `"adamw"` or `"adam"`.
+        learning_rate: the peak rate, reached after the warm-up.
+        momentum: SGD momentum.
+        weight_decay: decoupled weight decay (AdamW, and SGD).
+        schedule: `"cosine"` (decay to `min_learning_rate` at the end) or
+            `"constant"`.
+        warmup_epochs: linear warm-up from zero, in epochs (fractions ok).
+        min_learning_rate: the rate at the end of the cosine.
+        clipnorm: clip each gradient to this norm (null: no clipping).
+    """
+
+    name: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    min_learning_rate: float = 0.0
+    clipnorm: typing.Optional[float] = None
+
+    def validate(self):
+        _choice("optimizer.name", self.name, OPTIMIZERS)
+        _choice("optimizer.schedule", self.schedule, SCHEDULES)
+        if self.learning_rate <= 0:
+            raise ValueError(
+                f"optimizer.learning_rate must be positive. Received: "
+                f"{self.learning_rate}"
+            )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs.
+
+    Attributes:
+        data, model, optimizer: the sections above.
+        loss: `"bce"` or `"asl"` (on the final logits; the same loss on the
+            fusion head's logits is added with weight `aux_loss_weight`).
+        epochs, batch_size: `batch_size` is the global batch, whatever the
+            number of devices.
+        steps_per_epoch: cap the steps of an epoch (null: the whole set).
+        mixed_precision: train with the `mixed_float16` policy.
+        jit_compile: compile the training step with XLA.
+        strategy: `"default"`, `"mirrored"` (all visible devices of this
+            machine) or `"multiworker"` (from `TF_CONFIG`).
+        output_dir: where checkpoints, logs, plots and metrics go.
+        early_stopping_patience: epochs without a better validation mAP
+            before stopping (null: never).
+        tensorboard: write TensorBoard logs.
+        seed: seeds weights, shuffling and augmentation.
+        deterministic: the same batches and augmentations for the same seed.
+        threshold: the score threshold of the final report.
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    loss: str = "bce"
+    aux_loss_weight: float = 1.0
+    epochs: int = 20
+    batch_size: int = 32
+    steps_per_epoch: typing.Optional[int] = None
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    strategy: str = "default"
+    output_dir: str = "runs/kmlc"
+    early_stopping_patience: typing.Optional[int] = None
+    tensorboard: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    threshold: float = 0.5
+
+    def validate(self):
+        from kmlc.losses import LOSSES
+
+        self.data.validate()
+        self.model.validate()
+        self.optimizer.validate()
+        _choice("loss", self.loss, LOSSES)
+        _choice("strategy", self.strategy, STRATEGIES)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be at least 1. Received: {getattr(self, name)}"
+                )
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _choice(field, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"{field} must be one of {choices}. Received: {field}={value!r}"
+        )
+
+
+def from_dict(data, cls=TrainConfig, where="config", prefix=""):
+    """Builds a config dataclass from a nested dict, checking keys and types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{where}: {prefix.rstrip('.') or 'the top level'} must be a "
+            f"mapping of keys to values. Received: {data!r}"
+        )
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ValueError(
+                f"{where}: unknown config key {prefix + str(key)!r}. Valid keys "
+                f"{'in ' + prefix.rstrip('.') if prefix else 'at the top level'}: "
+                f"{', '.join(sorted(fields))}"
+            )
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = from_dict(value, hint, where, prefix + key + ".")
+        else:
+            values[key] = _coerce(value, hint, prefix + key, where)
+    return cls(**values)
+
+
+def _coerce(value, hint, name, where):
+    """Checks (and gently converts) a value against a type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if value is None:
+            return None
+        hint = options[0]
+        origin = typing.get_origin(hint)
+    if hint is list or origin is list:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: {name} must be a list. Received: {value!r}")
+        return list(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: {name} must be true or false. Received: {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ValueError(f"{where}: {name} must be an integer. Received: {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: {name} must be a number. Received: {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValueError(f"{where}: {name} must be a string. Received: {value!r}")
+        return str(value)
+    return value
+
+
+def apply_overrides(data, overrides, where="--set"):
+    """Applies `key=value` strings (dotted keys, YAML values) to a dict."""
+    data = dict(data or {})
+    for item in overrides or ():
+        if "=" not in item:
+            raise ValueError(
+                f"{where}: expected key=value, like model.backbone=resnet50. "
+                f"Received: {item!r}"
+            )
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ValueError(f"{where}: {key!r}: {part!r} is not a section")
+            node[part] = dict(child)
+            node = node[part]
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return data
+
+
+def load_config(path=None, overrides=()):
+    """Reads a YAML config file (or none) and applies overrides.
+
+    Relative data paths in the file are resolved against the file's
+    directory, so a config can sit beside its data.
+
+    Args:
+        path: str or None. A YAML file.
+        overrides: iterable of `key=value` strings.
+
+    Returns:
+        A validated `TrainConfig`.
+    """
+    data, where = {}, "--set"
+    if path is not None:
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as error:
+                raise ValueError(f"{path}: not valid YAML: {error}") from error
+        data = _resolve_paths(data, os.path.dirname(os.path.abspath(path)))
+        where = path
+    data = apply_overrides(data, overrides)
+    return from_dict(data, where=where).validate()
+
+
+_PATH_FIELDS = ("manifest", "images", "vocabulary", "csv", "tfrecords", "tfds_data_dir")
+
+
+def _resolve_paths(data, base):
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    section = data.get("data")
+    if isinstance(section, dict):
+        section = dict(section)
+        for name in _PATH_FIELDS:
+            value = section.get(name)
+            if isinstance(value, str) and value:
+                value = os.path.expanduser(os.path.expandvars(value))
+                section[name] = os.path.normpath(os.path.join(base, value))
+        data["data"] = section
+    return data
+
+
+def save_config(config, path):
+    """Writes a config as YAML (the run's own record of what it did)."""
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False)

@@ -1,0 +1,176 @@
+"""Training over several machines with `MultiWorkerMirroredStrategy`.
+
+`model.fit` fails under `MultiWorkerMirroredStrategy` with TF 2.21 / Keras
+3.15 ("Attempt to convert a value (PerReplica...)", keras issue #20585), so
+this path runs kmlc's own distributed step: `strategy.run` over
+`experimental_distribute_dataset`, the model's own `compute_loss` (final
+and auxiliary losses, already scaled per replica by Keras), and the
+optimizer's cross-replica gradient sum. The same Keras callbacks as
+`model.fit` are driven by hand, so the effects are the same: exact
+validation mAP, the best checkpoint, backup and resume, early stopping and
+the logs. Every worker runs the same number of steps an epoch (the data is
+repeated), so a skipped image on one worker cannot leave another waiting.
+
+Only the chief (task `chief`, or `worker` 0 without one) writes files;
+other workers restore from the chief's backup but never save. Workers find
+each other through `TF_CONFIG`, as in any `tf.distribute` cluster, and need
+a shared file system for the backup.
+"""
+
+import hashlib
+import logging
+import os
+
+import keras
+import numpy as np
+
+from kmlc import training
+
+logger = logging.getLogger("kmlc.train")
+
+
+class RestoreOnlyBackup(keras.callbacks.BackupAndRestore):
+    """Restores from the chief's backup, never writes or deletes it."""
+
+    def _save_model(self):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def weights_fingerprint(weights):
+    """A short hash of weights: equal on workers that agree."""
+    digest = hashlib.sha256()
+    for weight in weights:
+        digest.update(
+            np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes()
+        )
+    return digest.hexdigest()[:16]
+
+
+def train_multiworker(config):
+    """`kmlc.train` for `strategy: multiworker`; returns a `TrainResult`."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = training.make_strategy("multiworker")
+    chief = training.is_chief(strategy)
+    output_dir = os.path.abspath(config.output_dir)
+    training._prepare_output(config, output_dir, chief)
+
+    train_set, validation_set = training.read_image_set(config.data)
+    graph = training.count_graph(config.model, train_set)
+    if chief:
+        training.write_graph(graph, output_dir)
+    train_ds, validation_ds = training.datasets(config, train_set, validation_set)
+    steps = training.steps_in_epoch(config, len(train_set))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    distributed = strategy.experimental_distribute_dataset(
+        train_ds.repeat().with_options(options)
+    )
+    with strategy.scope():
+        model = training.build_compiled_model(config, graph, steps)
+        model.optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def train_step(iterator):
+        def step_fn(images, labels):
+            with tf.GradientTape() as tape:
+                outputs = model(images, training=True)
+                # Keras scales each replica's loss by 1 / num_replicas.
+                loss = model.compute_loss(images, labels, outputs, training=True)
+            variables = model.trainable_variables
+            gradients = tape.gradient(loss, variables)
+            model.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            return loss
+
+        per_replica = strategy.run(step_fn, args=next(iterator))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    # Each worker scores the whole validation set itself (identical
+    # weights give identical scores, so every worker takes the same early
+    # stopping decision); predict_on_batch would gather across workers.
+    local_predict = tf.function(lambda images: model(images, training=False))
+    floating = [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
+
+    @tf.function
+    def worker_means():
+        local = strategy.run(lambda: [tf.identity(v.value) for v in floating])
+        return [
+            strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            for value in local
+        ]
+
+    def average_non_trainable():
+        # Batch-norm statistics are updated from each worker's own batches;
+        # averaging them each epoch keeps every worker's model identical,
+        # and so every worker's validation score and stopping decision.
+        for variable, mean in zip(floating, worker_means(), strict=True):
+            variable.assign(mean)
+
+    callbacks = training.make_callbacks(
+        config,
+        output_dir,
+        validation_ds,
+        train_ds.skipped,
+        chief,
+        training.get_loss(config.loss),
+        predict_fn=local_predict,
+    )
+    if not chief:
+        callbacks.insert(0, RestoreOnlyBackup(os.path.join(output_dir, "backup")))
+    callback_list = keras.callbacks.CallbackList(
+        callbacks, model=model, epochs=config.epochs, steps=steps, verbose=0
+    )
+    model.stop_training = False
+    model._initial_epoch = 0
+    callback_list.on_train_begin()
+    first_epoch = model._initial_epoch
+    if first_epoch:
+        logger.info("resuming from the backup at epoch %d", first_epoch + 1)
+    history = {}
+    iterator = iter(distributed)
+    for epoch in range(first_epoch, config.epochs):
+        callback_list.on_epoch_begin(epoch)
+        losses = []
+        for step in range(steps):
+            callback_list.on_train_batch_begin(step)
+            loss = float(train_step(iterator))
+            losses.append(loss)
+            callback_list.on_train_batch_end(step, {"loss": loss})
+        average_non_trainable()
+        logs = {"loss": float(np.mean(losses))}
+        callback_list.on_epoch_end(epoch, logs)
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        logger.info(
+            "epoch %d/%d: %s",
+            epoch + 1,
+            config.epochs,
+            ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
+        )
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    logger.info(
+        "worker %s:%s finished; trainable weights fingerprint %s, non-trainable %s",
+        getattr(strategy.cluster_resolver, "task_type", None),
+        getattr(strategy.cluster_resolver, "task_id", None),
+        weights_fingerprint(model.trainable_weights),
+        weights_fingerprint(model.non_trainable_weights),
+    )
+    if not chief:
+        return training.TrainResult(
+            output_dir=output_dir,
+            model_path="",
+            metrics={},
+            history=history,
+            skipped_images=train_ds.skipped.names,
+        )
+    return training.finish(
+        model, validation_ds, output_dir, chief, config, history, train_ds
+    )

@@ -1,0 +1,483 @@
+"""`kmlc.train(config)`: a whole training run, the way users run one.
+
+The run reads the data, splits it deterministically, counts the label
+graph on the training split only, builds and compiles the model under the
+chosen `tf.distribute` strategy, and calls `model.fit` with callbacks for
+exact validation mAP, the best checkpoint, backup-and-restore (a killed run
+started again with the same command resumes), early stopping, TensorBoard,
+a CSV log and PNG training curves. At the end it evaluates the best model
+on the validation split and writes the metrics and plots.
+
+Output directory layout:
+
+    config.yaml          the run's configuration
+    labels.txt           the vocabulary, one label a line
+    label_graph.npz      the label graph (`LabelGraph.load`) + label_graph.png
+    best.keras           the best model by validation mAP
+    model.keras          the final model (the best one, when there is one)
+    history.csv          one row an epoch; training_curves.png
+    metrics.json         the final validation report; per_label_ap.png
+    backup/              the backup of an unfinished run (removed at the end)
+    tensorboard/         TensorBoard logs
+"""
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+
+import keras
+import numpy as np
+
+from kmlc import callbacks as callbacks_lib
+from kmlc import data as data_lib
+from kmlc import plots
+from kmlc.config import save_config
+from kmlc.graph import LabelGraph
+from kmlc.losses import get as get_loss
+from kmlc.metrics import multilabel_report
+from kmlc.model import build_model
+
+logger = logging.getLogger("kmlc.train")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        output_dir: str.
+        model_path: the final model (`.keras`).
+        metrics: the validation report (`metrics.json`'s content).
+        history: dict of per-epoch logs of this process (a resumed run has
+            the earlier epochs in `history.csv`).
+        skipped_images: names of the images skipped as unreadable.
+    """
+
+    output_dir: str
+    model_path: str
+    metrics: dict
+    history: dict
+    skipped_images: list
+
+
+# Data.
+
+
+def read_image_set(data_config):
+    """The configured data as `(train, validation)` `ImageSet`s."""
+    fmt = data_config.format
+    validation = None
+    if fmt == "manifest":
+        image_set = data_lib.read_manifest(
+            data_config.manifest, data_config.images, data_config.vocabulary
+        )
+    elif fmt == "csv":
+        image_set = data_lib.read_csv(
+            data_config.csv,
+            images_dir=data_config.images,
+            vocabulary=data_config.vocabulary,
+            separator=data_config.separator,
+        )
+    elif fmt == "tfds":
+        image_set = data_lib.read_tfds(
+            data_config.tfds_name, data_config.tfds_split, data_config.tfds_data_dir
+        )
+        if data_config.tfds_validation_split:
+            validation = data_lib.read_tfds(
+                data_config.tfds_name,
+                data_config.tfds_validation_split,
+                data_config.tfds_data_dir,
+            )
+    else:
+        image_set = data_lib.read_tfrecords(data_config.tfrecords)
+    if data_config.max_images is not None:
+        image_set = image_set.subset(
+            np.arange(min(len(image_set), data_config.max_images))
+        )
+    if validation is None:
+        train, validation = data_lib.split(
+            image_set, data_config.validation_fraction, seed=data_config.split_seed
+        )
+    else:
+        train = image_set
+    if len(train) == 0 or len(validation) == 0:
+        raise ValueError(
+            f"The split left {len(train)} training and {len(validation)} "
+            "validation images: use more data or another "
+            "data.validation_fraction."
+        )
+    return train, validation
+
+
+def count_graph(model_config, train_set):
+    """The label graph of the training split (never the validation split)."""
+    return LabelGraph.from_labels(
+        train_set.labels,
+        strategy=model_config.graph_strategy,
+        tau=model_config.graph_tau,
+        k=model_config.graph_k,
+        reweight_p=model_config.graph_reweight_p,
+        label_names=list(train_set.vocabulary),
+    )
+
+
+# Optimisation.
+
+
+def make_optimizer(optimizer_config, steps_per_epoch, epochs):
+    """The optimizer with a linear warm-up then cosine learning rate."""
+    peak = optimizer_config.learning_rate
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(
+        int(round(optimizer_config.warmup_epochs * steps_per_epoch)), total - 1
+    )
+    if optimizer_config.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else peak,
+            decay_steps=max(1, total - warmup),
+            alpha=optimizer_config.min_learning_rate / peak,
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
+        )
+    else:
+        learning_rate = peak
+    kwargs = {"learning_rate": learning_rate}
+    if optimizer_config.clipnorm:
+        kwargs["clipnorm"] = optimizer_config.clipnorm
+    if optimizer_config.name == "sgd":
+        return keras.optimizers.SGD(
+            momentum=optimizer_config.momentum,
+            nesterov=False,
+            weight_decay=optimizer_config.weight_decay or None,
+            **kwargs,
+        )
+    if optimizer_config.name == "adamw":
+        return keras.optimizers.AdamW(
+            weight_decay=optimizer_config.weight_decay, **kwargs
+        )
+    return keras.optimizers.Adam(**kwargs)
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy of a name (`STRATEGIES`)."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes files (always, except a non-chief worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (
+        task_type == "worker"
+        and task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision):
+    """Builds layers under `mixed_float16` inside, restoring the policy after."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_compiled_model(config, graph, steps_per_epoch):
+    """The model of `config.model`, compiled with the configured training."""
+    model_config = config.model
+    with dtype_policy(config.mixed_precision):
+        model = build_model(
+            graph.num_labels,
+            graph,
+            backbone=model_config.backbone,
+            image_size=model_config.image_size,
+            weights=model_config.weights,
+            heads=model_config.heads or model_config.preset,
+            gcn_layers=model_config.gcn_layers,
+            node_dim=model_config.node_dim,
+            top_k=model_config.top_k,
+            normalization=model_config.graph_normalization,
+        )
+    if model_config.freeze_backbone:
+        model.backbone.trainable = False
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.epochs),
+        loss=get_loss(config.loss),
+        metrics=[],
+        aux_loss_weight=config.aux_loss_weight,
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+# The run.
+
+
+def _prepare_output(config, output_dir, chief):
+    if chief:
+        os.makedirs(output_dir, exist_ok=True)
+        save_config(config, os.path.join(output_dir, "config.yaml"))
+    return output_dir
+
+
+def _resume_epoch(output_dir):
+    """The epoch an interrupted run's backup resumes at (0: none)."""
+    path = os.path.join(output_dir, "backup", "training_metadata.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f).get("epoch", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _best_so_far(csv_path, monitor="val_mAP"):
+    """The best monitored value of an earlier, interrupted run (or None)."""
+    if not os.path.exists(csv_path):
+        return None
+    try:
+        values = plots.read_history(csv_path).get(monitor, [])
+    except OSError:
+        return None
+    values = [v for v in values if not math.isnan(v)]
+    return max(values) if values else None
+
+
+def make_callbacks(
+    config, output_dir, validation, skipped, chief, loss, predict_fn=None
+):
+    """The run's callbacks, in the order their logs need."""
+    path = lambda name: os.path.join(output_dir, name)  # noqa: E731
+    callbacks = [
+        callbacks_lib.ValidationMetrics(validation, loss=loss, predict_fn=predict_fn),
+        callbacks_lib.SkippedImagesReport(skipped),
+    ]
+    if chief:
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(path("backup"), double_checkpoint=True)
+        )
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                path("best.keras"),
+                monitor="val_mAP",
+                mode="max",
+                save_best_only=True,
+                initial_value_threshold=_best_so_far(path("history.csv")),
+            )
+        )
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_mAP",
+                mode="max",
+                patience=config.early_stopping_patience,
+            )
+        )
+    if chief:
+        callbacks.append(keras.callbacks.CSVLogger(path("history.csv"), append=True))
+        callbacks.append(
+            callbacks_lib.TrainingCurves(
+                path("history.csv"), path("training_curves.png")
+            )
+        )
+        if config.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(path("tensorboard")))
+    return callbacks
+
+
+def datasets(config, train_set, validation_set):
+    """The training and validation `tf.data` pipelines of a config."""
+    data_config = config.data
+    train = data_lib.make_dataset(
+        train_set,
+        config.model.image_size,
+        config.batch_size,
+        training=True,
+        augment=data_config.augment,
+        randaugment=data_config.randaugment,
+        shuffle_buffer=data_config.shuffle_buffer,
+        cache=data_config.cache,
+        deterministic=config.deterministic,
+        seed=config.seed,
+    )
+    validation = data_lib.make_dataset(
+        validation_set,
+        config.model.image_size,
+        config.batch_size,
+        training=False,
+        cache=data_config.cache,
+        deterministic=True,
+        seed=config.seed,
+    )
+    return train, validation
+
+
+def steps_in_epoch(config, num_train):
+    steps = math.ceil(num_train / config.batch_size)
+    if config.steps_per_epoch:
+        steps = min(steps, config.steps_per_epoch)
+    return steps
+
+
+def train(config):
+    """Trains a model as the config says; returns a `TrainResult`.
+
+    Args:
+        config: `kmlc.config.TrainConfig` (validated).
+    """
+    config.validate()
+    if config.strategy == "multiworker":
+        from kmlc.multiworker import train_multiworker
+
+        return train_multiworker(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    output_dir = _prepare_output(config, os.path.abspath(config.output_dir), chief)
+
+    train_set, validation_set = read_image_set(config.data)
+    graph = count_graph(config.model, train_set)
+    logger.info(
+        "%d training and %d validation images, %d labels; label graph: %s",
+        len(train_set),
+        len(validation_set),
+        graph.num_labels,
+        graph.summary(),
+    )
+    if chief:
+        write_graph(graph, output_dir)
+    train_ds, validation_ds = datasets(config, train_set, validation_set)
+    steps = steps_in_epoch(config, len(train_set))
+    with strategy.scope():
+        model = build_compiled_model(config, graph, steps)
+    resumed = _resume_epoch(output_dir)
+    if resumed:
+        logger.info(
+            "resuming from the backup in %s at epoch %d", output_dir, resumed + 1
+        )
+    loss = get_loss(config.loss)
+    callbacks = make_callbacks(
+        config, output_dir, validation_ds, train_ds.skipped, chief, loss
+    )
+    logger.info(
+        "training %s (%s, %s px, heads %s) for %d epochs of %d steps on %d replica(s)",
+        model.name,
+        config.model.backbone,
+        config.model.image_size,
+        ",".join(model.heads),
+        config.epochs,
+        steps,
+        strategy.num_replicas_in_sync,
+    )
+    history = model.fit(
+        train_ds.repeat() if config.steps_per_epoch else train_ds,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles
+        verbose="auto",
+    )
+    return finish(
+        model, validation_ds, output_dir, chief, config, history.history, train_ds
+    )
+
+
+def write_graph(graph, output_dir):
+    graph.save(os.path.join(output_dir, "label_graph.npz"))
+    with open(os.path.join(output_dir, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(graph.label_names) + "\n")
+    try:
+        plots.label_graph(graph, os.path.join(output_dir, "label_graph.png"))
+    except Exception as error:  # a plot must never fail a run
+        logger.warning("could not draw the label graph: %s", error)
+
+
+def finish(model, validation_ds, output_dir, chief, config, history, train_ds):
+    """Evaluates the best model, writes the final model and metrics."""
+    best_path = os.path.join(output_dir, "best.keras")
+    if os.path.exists(best_path):
+        model = keras.saving.load_model(best_path)  # outside any strategy
+    report = evaluate(model, validation_ds, threshold=config.threshold)
+    model_path = os.path.join(output_dir, "model.keras")
+    if chief:
+        _atomic_save(model, model_path)
+        write_report(report, model.label_names, output_dir)
+    skipped = train_ds.skipped.names
+    if skipped:
+        logger.warning(
+            "%d unreadable image(s) were skipped: %s", len(skipped), ", ".join(skipped)
+        )
+    return TrainResult(
+        output_dir=output_dir,
+        model_path=model_path,
+        metrics=summary(report),
+        history={k: [float(v) for v in vs] for k, vs in history.items()},
+        skipped_images=skipped,
+    )
+
+
+def _atomic_save(model, path):
+    tmp = f"{path}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+# Evaluation.
+
+
+def evaluate(model, dataset, threshold=0.5, top_k=None):
+    """`multilabel_report` of a model on a dataset of `(images, labels)`."""
+    logits, labels = callbacks_lib.collect_scores(model, dataset)
+    scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    report = multilabel_report(labels, scores, threshold=threshold, top_k=top_k)
+    report["num_images"] = int(len(labels))
+    return report
+
+
+def summary(report):
+    """The scalar part of a report, JSON-ready."""
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in report.items()
+        if not isinstance(v, np.ndarray)
+    }
+
+
+def write_report(report, label_names, output_dir, name="metrics"):
+    """Writes `<name>.json` (with per-label values) and `per_label_ap.png`."""
+    payload = summary(report)
+    payload["per_label"] = {
+        label: {
+            "AP": None if math.isnan(report["AP"][i]) else float(report["AP"][i]),
+            "precision": float(report["precision"][i]),
+            "recall": float(report["recall"][i]),
+            "F1": float(report["F1"][i]),
+            "support": int(report["support"][i]),
+        }
+        for i, label in enumerate(label_names)
+    }
+    path = os.path.join(output_dir, f"{name}.json")
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(f"{path}.tmp", path)
+    try:
+        plots.per_label_ap(
+            report["AP"], label_names, os.path.join(output_dir, "per_label_ap.png")
+        )
+    except Exception as error:  # a plot must never fail a run
+        logger.warning("could not draw per-label AP: %s", error)
+    return path
