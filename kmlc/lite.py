@@ -4,7 +4,8 @@ Conversion starts from the SavedModel's `serving_images` signature (a Keras
 model is first exported to a temporary SavedModel with `kmlc.export`). The
 `.tflite` model has one signature, `serving_images`: input `images` float32
 `[B, H, W, 3]` (RGB, 0..255; int8 with `int8_io=True`), outputs `logits` and
-`scores` (sigmoid of the logits) `[B, D]`. The label names string output of
+`scores` (sigmoid of the logits) `[B, D]`; B is fixed at 1 unless
+`convert(..., batch_size=None)`. The label names string output of
 the SavedModel is left out: the labels travel as metadata instead.
 
 Metadata: the MediaPipe / tflite-support metadata writers could not be used
@@ -167,7 +168,7 @@ def calibration_samples(representative_data, image_size, num_samples=200):
 # === Conversion ===
 
 
-def _lite_saved_model(saved_model_dir, directory):
+def _lite_saved_model(saved_model_dir, directory, batch_size=1):
     """A SavedModel with one signature: `serving_images` -> logits, scores."""
     import tensorflow as tf
 
@@ -181,7 +182,9 @@ def _lite_saved_model(saved_model_dir, directory):
     signature = loaded.signatures[SIGNATURE]
     spec = signature.structured_input_signature[1]["images"]
 
-    @tf.function(input_signature=[tf.TensorSpec(spec.shape, tf.float32)])
+    shape = [batch_size, *spec.shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
     def serving_images(images):
         outputs = signature(images=images)
         return {"logits": outputs["logits"], "scores": outputs["scores"]}
@@ -286,6 +289,7 @@ def convert(
     num_calibration_samples=200,
     int8_io=False,
     label_names=None,
+    batch_size=1,
 ):
     """Converts a Keras model or a kmlc SavedModel to a `.tflite` file.
 
@@ -308,6 +312,10 @@ def convert(
             (float input and outputs around the int8 graph).
         label_names: list of str or None. Defaults to the model's, or the
             SavedModel's `assets/labels.txt`.
+        batch_size: int or None. The input's fixed batch size. Defaults to
+            1 (what mobile apps run, and what `Predictor` feeds): a fixed
+            shape lets the converter fold the shape arithmetic, so XNNPACK
+            runs the graph in fewer pieces. None keeps a dynamic batch.
 
     Returns:
         str. `output_path`.
@@ -347,7 +355,7 @@ def convert(
         if label_names is None:
             label_names = _saved_model_labels(saved_model_dir)
         lite_dir = os.path.join(work, "lite")
-        image_size = _lite_saved_model(saved_model_dir, lite_dir)
+        image_size = _lite_saved_model(saved_model_dir, lite_dir, batch_size)
         samples = None
         if quantize == "int8":
             samples = calibration_samples(

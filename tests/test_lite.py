@@ -98,7 +98,8 @@ def test_labels_travel_with_the_model(converted):
         "mean": [0.0, 0.0, 0.0],
         "std": [1.0, 1.0, 1.0],
     }
-    assert contract["outputs"]["scores"]["shape"] == [-1, len(LABELS)]
+    assert contract["input"]["shape"] == [1, SIZE, SIZE, 3]
+    assert contract["outputs"]["scores"]["shape"] == [1, len(LABELS)]
     assert contract["model"]["heads"] == ["cls", "gcn", "fusion", "attention"]
     # Metadata entries, read with the plain flatbuffer schema.
     from ai_edge_litert import schema_py_generated as schema
