@@ -35,6 +35,17 @@ def register(subparsers):
         default=8,
         help="images with a shorter side (px) are unusable (default: 8)",
     )
+    check_parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help=(
+            "do not report this kind of problem (repeatable): missing, "
+            "unreadable, too-small, unknown-label, no-labels, duplicate-key, "
+            "duplicate-content"
+        ),
+    )
     check_parser.set_defaults(func=run_check)
 
     pack_parser = actions.add_parser(
@@ -110,12 +121,19 @@ def _read(args, unknown_labels):
 def run_check(args):
     from kmlc import data
 
+    unknown = sorted(set(args.ignore) - set(data.problem.KINDS))
+    if unknown:
+        raise ValueError(
+            f"Unknown problem kind for --ignore. Expected some of "
+            f"{', '.join(data.problem.KINDS)}. Received: {', '.join(unknown)}"
+        )
     try:
         image_set = _read(args, unknown_labels="report")
     except ImportError as error:
         print(f"kmlc data check: error: {error}", file=sys.stderr)
         return 2
     problems = data.check(image_set, min_side=args.min_side, progress=True)
+    problems = [problem for problem in problems if problem.kind not in args.ignore]
     for problem in problems:
         print(problem)
     kinds = collections.Counter(problem.kind for problem in problems)

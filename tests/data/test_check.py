@@ -160,3 +160,28 @@ def test_cli_errors_name_the_input(written, tmp_path, capsys):
     assert code == 2 and "--manifest needs --images" in err
     with pytest.raises(SystemExit):
         cli.main(["data", "check"])  # no source: argparse's usage error
+
+
+def test_cli_can_ignore_kinds(written, capsys):
+    code, lines, _ = _run(
+        capsys, "check", "--csv", written.csv, "--images", written.images
+    )
+    assert code == 1
+    assert lines == [
+        f"{written.images / 'img05.png'}: no-labels: no labels",
+        "checked 12 images: 1 problem (1 no-labels)",
+    ]
+    code, lines, _ = _run(
+        capsys,
+        "check",
+        "--csv",
+        written.csv,
+        "--images",
+        written.images,
+        "--ignore",
+        "no-labels",
+    )
+    assert (code, lines) == (0, ["checked 12 images: no problems"])
+    code, _, err = _run(capsys, "check", "--csv", written.csv, "--ignore", "no-label")
+    assert code == 2
+    assert "Unknown problem kind for --ignore" in err and "Received: no-label" in err
