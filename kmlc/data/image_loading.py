@@ -5,10 +5,13 @@ TensorFlow's decode errors carry no file name, and an error inside a
 inside its own one-element dataset with `ignore_errors()`, followed by a
 stand-in element marked `ok=False`: `take(1)` yields the decoded image when
 decoding worked and the stand-in, which still carries the image's name,
-when it did not. This costs about 0.2 ms of CPU per image (measured), a
-few per cent of decoding and augmenting a 224 px image. `skip_unusable`
-then filters the bad elements out and, on that bad path only, calls Python
-to find the reason and log the name.
+when it did not. Every failure is thus caught and named, whatever its
+cause (missing file, truncated or corrupt data, unknown format). The price,
+measured on 2 busy cores: about 0.25 ms of CPU per image, next to about
+0.7 ms (Corel-5k's 192x128 JPEGs) or 1.5 ms (500x375 JPEGs) to read,
+decode, crop and resize to 224 px. `skip_unusable` then filters the bad
+elements out and, on that bad path only, calls Python to find the reason
+and log the name.
 """
 
 import tensorflow as tf
