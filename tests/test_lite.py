@@ -430,3 +430,37 @@ def test_predictor_errors(converted, tmp_path):
     (tmp_path / "plain.tflite").write_bytes(plain)
     with pytest.raises(ValueError, match="no kmlc metadata"):
         lite.Predictor(tmp_path / "plain.tflite")
+
+
+def batch_matmul_input_types(path):
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import OpResolverType
+
+    interpreter = Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interpreter.allocate_tensors()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return {
+        np.dtype(tensors[index]["dtype"]).name
+        for op in interpreter._get_ops_details()
+        if op["op_name"] == "BATCH_MATMUL"
+        for index in op["inputs"]
+    }
+
+
+def test_int8_keeps_float_ops_in_float(converted, saved_model_dir, images, tmp_path):
+    # Default: BATCH_MATMUL (GCN, attention) stays float32 in the int8 model.
+    assert lite.Predictor(converted["int8"]).contract["float_ops"] == list(
+        lite.INT8_FLOAT_OPS
+    )
+    assert batch_matmul_input_types(converted["int8"]) == {"float32"}
+    every = lite.convert(
+        saved_model_dir,
+        tmp_path / "all.tflite",
+        quantize="int8",
+        representative_data=[images],
+        float_ops=(),
+    )
+    assert batch_matmul_input_types(every) == {"int8"}
