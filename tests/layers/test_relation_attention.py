@@ -61,7 +61,7 @@ def _reference(feature_map, prior, layer):
                 )
                 q_x = (g_x[n] @ w["query_kernel"]) @ (g_x[m] @ w["key_kernel"])
                 q_x /= np.sqrt(layer.key_dim)
-                logits_nm[n, m] = q_x + np.log(max(q_h, 1e-6))
+                logits_nm[n, m] = q_x + np.log(1.0 + q_h)
         q = _softmax(logits_nm, axis=0)  # eq. 16: normalised over n
         values = g_x @ w["value_kernel"] + w["value_bias"]
         for m, label in enumerate(labels):
@@ -85,13 +85,26 @@ def _randomise(layer, seed=3):
 
 def test_contract(tmp_path):
     feature_map, prior = _inputs()
+    # Non-zero scoring weights, so that every weight has a gradient.
     run_layer_test(
         RelationAttention,
-        {"num_labels": 7, "top_k": 4, "key_dim": 5, "geometry_dim": 16},
+        {
+            "num_labels": 7,
+            "top_k": 4,
+            "key_dim": 5,
+            "geometry_dim": 16,
+            "score_initializer": "glorot_uniform",
+        },
         (feature_map, prior),
         [(2, 7)],
         tmp_path,
     )
+
+
+def test_starts_at_zero():
+    feature_map, prior = _inputs()
+    layer = RelationAttention(7, top_k=4, key_dim=5, geometry_dim=16)
+    np.testing.assert_array_equal(np.asarray(layer(feature_map, prior)), 0.0)
 
 
 def test_matches_pairwise_reference():
@@ -108,6 +121,8 @@ def test_matches_pairwise_reference():
 def test_scores_only_the_top_k_candidates():
     feature_map, prior = _inputs()
     layer = RelationAttention(7, top_k=3, key_dim=5, geometry_dim=16)
+    layer(feature_map, prior)
+    _randomise(layer)
     got = keras.ops.convert_to_numpy(layer(feature_map, prior))
     for b in range(2):
         top = set(np.argsort(-prior[b])[:3])
