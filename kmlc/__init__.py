@@ -1,6 +1,8 @@
 """kmlc: multi-label image recognition with a label graph, on Keras 3."""
 
 from kmlc import backbones
+from kmlc import data
+from kmlc import evaluation
 from kmlc import graph
 from kmlc import layers
 from kmlc import losses
@@ -10,6 +12,8 @@ from kmlc.model import HEADS
 from kmlc.model import PRESETS
 from kmlc.model import MultiLabelClassifier
 from kmlc.model import build_model
+from kmlc.saving import load_model
+from kmlc.training import train
 
 __version__ = "0.1.0"
 
@@ -20,8 +24,12 @@ __all__ = [
     "MultiLabelClassifier",
     "backbones",
     "build_model",
+    "data",
+    "evaluation",
     "graph",
     "layers",
+    "load_model",
     "losses",
     "metrics",
+    "train",
 ]

@@ -34,8 +34,15 @@ def collect_scores(model, dataset, predict_fn=None):
     """
     predict_fn = predict_fn or model.predict_on_batch
     logits, labels = [], []
+    batch_size = None
     for images, batch_labels in dataset:
-        logits.append(np.asarray(predict_fn(images), dtype=np.float32))
+        images = np.asarray(images)
+        count = len(images)
+        batch_size = batch_size or count
+        if count < batch_size:  # pad the last batch: one traced shape
+            padding = np.zeros((batch_size - count, *images.shape[1:]), images.dtype)
+            images = np.concatenate([images, padding])
+        logits.append(np.asarray(predict_fn(images), dtype=np.float32)[:count])
         labels.append(np.asarray(batch_labels, dtype=np.float32))
     if not logits:
         raise ValueError("The dataset yielded no batches to score.")

@@ -26,6 +26,7 @@ Example YAML:
 
 import dataclasses
 import os
+import re
 import types
 import typing
 
@@ -132,9 +133,15 @@ class ModelConfig:
 
     def validate(self):
         from kmlc.graph import STRATEGIES as GRAPH_STRATEGIES
+        from kmlc.model import PRESETS
         from kmlc.model import resolve_heads
 
-        resolve_heads(self.heads if self.heads else self.preset)
+        _choice("model.preset", self.preset, tuple(PRESETS))
+        if self.heads:
+            try:
+                resolve_heads(self.heads)
+            except ValueError as error:
+                raise ValueError(f"model.heads: {error}") from None
         _choice("model.graph_strategy", self.graph_strategy, GRAPH_STRATEGIES)
 
 
@@ -195,6 +202,8 @@ class TrainConfig:
         seed: seeds weights, shuffling and augmentation.
         deterministic: the same batches and augmentations for the same seed.
         threshold: the score threshold of the final report.
+        verbose: Keras progress output: null (auto: a bar), 1 (a bar) or 2
+            (one line an epoch, for logs).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -214,6 +223,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     threshold: float = 0.5
+    verbose: typing.Optional[int] = None
 
     def validate(self):
         from kmlc.losses import LOSSES
@@ -294,6 +304,12 @@ def _coerce(value, hint, name, where):
             raise ValueError(f"{where}: {name} must be an integer. Received: {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):
+            # PyYAML reads `1e-3` (no dot) as a string: accept it as a number.
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}: {name} must be a number. Received: {value!r}")
         return float(value)
@@ -331,8 +347,10 @@ def apply_overrides(data, overrides, where="--set"):
 def load_config(path=None, overrides=()):
     """Reads a YAML config file (or none) and applies overrides.
 
-    Relative data paths in the file are resolved against the file's
-    directory, so a config can sit beside its data.
+    Data paths in the file may use environment variables (`$HOME`,
+    `${KMLC_COREL5K:-../data/corel5k}` with a default); relative ones are
+    resolved against the file's directory, so a config can sit beside its
+    data.
 
     Args:
         path: str or None. A YAML file.
@@ -351,8 +369,16 @@ def load_config(path=None, overrides=()):
                 data = yaml.safe_load(f) or {}
             except yaml.YAMLError as error:
                 raise ValueError(f"{path}: not valid YAML: {error}") from error
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{path}: the top level must be a mapping of keys to values. "
+                f"Received: {data!r}"
+            )
         data = _resolve_paths(data, os.path.dirname(os.path.abspath(path)))
         where = path
+    # Check the overrides on their own first, so that their errors name
+    # --set rather than the file.
+    from_dict(apply_overrides({}, overrides), where="--set")
     data = apply_overrides(data, overrides)
     return from_dict(data, where=where).validate()
 
@@ -370,10 +396,20 @@ def _resolve_paths(data, base):
         for name in _PATH_FIELDS:
             value = section.get(name)
             if isinstance(value, str) and value:
-                value = os.path.expanduser(os.path.expandvars(value))
+                value = os.path.expanduser(os.path.expandvars(_expand_defaults(value)))
                 section[name] = os.path.normpath(os.path.join(base, value))
         data["data"] = section
     return data
+
+
+_DEFAULTED_VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def _expand_defaults(value):
+    """Shell-style `${NAME:-default}`: the variable if set, else the default."""
+    return _DEFAULTED_VARIABLE.sub(
+        lambda m: os.environ.get(m.group(1)) or m.group(2), value
+    )
 
 
 def save_config(config, path):

@@ -35,9 +35,11 @@ from kmlc import callbacks as callbacks_lib
 from kmlc import data as data_lib
 from kmlc import plots
 from kmlc.config import save_config
+from kmlc.evaluation import evaluate
+from kmlc.evaluation import summary
+from kmlc.evaluation import write_report
 from kmlc.graph import LabelGraph
 from kmlc.losses import get as get_loss
-from kmlc.metrics import multilabel_report
 from kmlc.model import build_model
 
 logger = logging.getLogger("kmlc.train")
@@ -389,7 +391,7 @@ def train(config):
         steps_per_epoch=config.steps_per_epoch,
         callbacks=callbacks,
         shuffle=False,  # the pipeline shuffles
-        verbose="auto",
+        verbose="auto" if config.verbose is None else config.verbose,
     )
     return finish(
         model, validation_ds, output_dir, chief, config, history.history, train_ds
@@ -434,50 +436,3 @@ def _atomic_save(model, path):
     tmp = f"{path}.tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
-
-
-# Evaluation.
-
-
-def evaluate(model, dataset, threshold=0.5, top_k=None):
-    """`multilabel_report` of a model on a dataset of `(images, labels)`."""
-    logits, labels = callbacks_lib.collect_scores(model, dataset)
-    scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    report = multilabel_report(labels, scores, threshold=threshold, top_k=top_k)
-    report["num_images"] = int(len(labels))
-    return report
-
-
-def summary(report):
-    """The scalar part of a report, JSON-ready."""
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v)
-        for k, v in report.items()
-        if not isinstance(v, np.ndarray)
-    }
-
-
-def write_report(report, label_names, output_dir, name="metrics"):
-    """Writes `<name>.json` (with per-label values) and `per_label_ap.png`."""
-    payload = summary(report)
-    payload["per_label"] = {
-        label: {
-            "AP": None if math.isnan(report["AP"][i]) else float(report["AP"][i]),
-            "precision": float(report["precision"][i]),
-            "recall": float(report["recall"][i]),
-            "F1": float(report["F1"][i]),
-            "support": int(report["support"][i]),
-        }
-        for i, label in enumerate(label_names)
-    }
-    path = os.path.join(output_dir, f"{name}.json")
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f"{path}.tmp", path)
-    try:
-        plots.per_label_ap(
-            report["AP"], label_names, os.path.join(output_dir, "per_label_ap.png")
-        )
-    except Exception as error:  # a plot must never fail a run
-        logger.warning("could not draw per-label AP: %s", error)
-    return path

@@ -12,6 +12,9 @@ it exits 0 when the data is clean and 1 when it found problems.
 import collections
 import sys
 
+from kmlc.commands.data_source import add_source_arguments
+from kmlc.commands.data_source import read_source
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -28,7 +31,7 @@ def register(subparsers):
             "exit 0 on clean data, 1 when problems were found."
         ),
     )
-    _add_source_arguments(check_parser)
+    add_source_arguments(check_parser)
     check_parser.add_argument(
         "--min-side",
         type=int,
@@ -57,7 +60,7 @@ def register(subparsers):
             "without reading images)."
         ),
     )
-    _add_source_arguments(pack_parser)
+    add_source_arguments(pack_parser)
     pack_parser.add_argument("--out", required=True, help="output directory")
     size = pack_parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -75,49 +78,6 @@ def register(subparsers):
     pack_parser.set_defaults(func=run_pack)
 
 
-def _add_source_arguments(parser):
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--manifest", help='JSON manifest {"samples": [{"image_name", ...}]}'
-    )
-    source.add_argument("--csv", help="CSV file of path,labels rows")
-    source.add_argument("--tfrecords", help="directory written by `kmlc data pack`")
-    source.add_argument(
-        "--tfds", help="TFDS name, e.g. voc/2007 (needs kmlc[datasets])"
-    )
-    parser.add_argument("--images", help="images directory (manifest, CSV)")
-    parser.add_argument("--vocabulary", help="vocabulary file, one label a line")
-    parser.add_argument(
-        "--separator",
-        default=" ",
-        help="separator between labels in a CSV labels field (default: space)",
-    )
-    parser.add_argument("--split", default="train", help="TFDS split (default: train)")
-    parser.add_argument("--data-dir", help="TFDS data directory")
-
-
-def _read(args, unknown_labels):
-    from kmlc import data
-
-    if args.manifest:
-        if not args.images:
-            raise ValueError("--manifest needs --images. Received: --images=None")
-        return data.read_manifest(
-            args.manifest, args.images, args.vocabulary, unknown_labels=unknown_labels
-        )
-    if args.csv:
-        return data.read_csv(
-            args.csv,
-            images_dir=args.images,
-            vocabulary=args.vocabulary,
-            separator=args.separator,
-            unknown_labels=unknown_labels,
-        )
-    if args.tfrecords:
-        return data.read_tfrecords(args.tfrecords)
-    return data.read_tfds(args.tfds, args.split, data_dir=args.data_dir)
-
-
 def run_check(args):
     from kmlc import data
 
@@ -128,7 +88,7 @@ def run_check(args):
             f"{', '.join(data.problem.KINDS)}. Received: {', '.join(unknown)}"
         )
     try:
-        image_set = _read(args, unknown_labels="report")
+        image_set = read_source(args, unknown_labels="report")
     except ImportError as error:
         print(f"kmlc data check: error: {error}", file=sys.stderr)
         return 2
@@ -150,7 +110,7 @@ def run_pack(args):
     from kmlc import data
 
     try:
-        image_set = _read(args, unknown_labels="raise")
+        image_set = read_source(args, unknown_labels="raise")
     except ImportError as error:
         print(f"kmlc data pack: error: {error}", file=sys.stderr)
         return 2

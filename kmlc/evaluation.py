@@ -1,0 +1,83 @@
+"""Scoring a model on labelled data: the multi-label report, as files.
+
+`evaluate(model, dataset)` runs the model over `(images, labels)` batches and
+returns `kmlc.metrics.multilabel_report` of the sigmoid scores;
+`write_report` writes it as JSON (with per-label values) and a per-label AP
+plot.
+"""
+
+import json
+import logging
+import math
+import os
+
+import numpy as np
+
+from kmlc import plots
+from kmlc.callbacks import collect_scores
+from kmlc.metrics import multilabel_report
+
+logger = logging.getLogger("kmlc.evaluate")
+
+
+def sigmoid(logits):
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def evaluate(model, dataset, threshold=0.5, top_k=None):
+    """`multilabel_report` of a model on a dataset of `(images, labels)`.
+
+    Args:
+        model: a `MultiLabelClassifier` (logits out).
+        dataset: finite batches of `(images, labels)`.
+        threshold, top_k: as in `multilabel_report`.
+
+    Returns:
+        The report dict, plus `num_images`.
+    """
+    logits, labels = collect_scores(model, dataset)
+    report = multilabel_report(
+        labels, sigmoid(logits), threshold=threshold, top_k=top_k
+    )
+    report["num_images"] = int(len(labels))
+    return report
+
+
+def summary(report):
+    """The scalar part of a report, JSON-ready (NaN becomes null)."""
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in report.items()
+        if not isinstance(v, np.ndarray)
+    }
+
+
+def write_report(report, label_names, output_dir, name="metrics"):
+    """Writes `<name>.json` (with per-label values) and `per_label_ap.png`.
+
+    Returns:
+        The JSON file's path.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    payload = summary(report)
+    payload["per_label"] = {
+        label: {
+            "AP": None if math.isnan(report["AP"][i]) else float(report["AP"][i]),
+            "precision": float(report["precision"][i]),
+            "recall": float(report["recall"][i]),
+            "F1": float(report["F1"][i]),
+            "support": int(report["support"][i]),
+        }
+        for i, label in enumerate(label_names)
+    }
+    path = os.path.join(output_dir, f"{name}.json")
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(f"{path}.tmp", path)
+    try:
+        plots.per_label_ap(
+            report["AP"], label_names, os.path.join(output_dir, "per_label_ap.png")
+        )
+    except Exception as error:  # a plot must never fail an evaluation
+        logger.warning("could not draw per-label AP: %s", error)
+    return path
