@@ -112,6 +112,7 @@ def train_multiworker(config):
         for variable, mean in zip(floating, worker_means(), strict=True):
             variable.assign(mean)
 
+    _, best_so_far = training.prepare_resume(output_dir, chief)
     callbacks = training.make_callbacks(
         config,
         output_dir,
@@ -120,6 +121,7 @@ def train_multiworker(config):
         chief,
         training.get_loss(config.loss),
         predict_fn=local_predict,
+        best_so_far=best_so_far,
     )
     if not chief:
         callbacks.insert(0, RestoreOnlyBackup(os.path.join(output_dir, "backup")))

@@ -22,6 +22,7 @@ Output directory layout:
 """
 
 import contextlib
+import csv
 import dataclasses
 import json
 import logging
@@ -237,14 +238,19 @@ def _prepare_output(config, output_dir, chief):
     return output_dir
 
 
-def _resume_epoch(output_dir):
-    """The epoch an interrupted run's backup resumes at (0: none)."""
-    path = os.path.join(output_dir, "backup", "training_metadata.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return int(json.load(f).get("epoch", 0))
-    except (OSError, ValueError):
-        return 0
+def _backup_epoch(output_dir):
+    """The epoch an interrupted run's backup resumes at; None without one."""
+    backup = os.path.join(output_dir, "backup")
+    if not os.path.isdir(backup):
+        return None
+    # BackupAndRestore keeps the previous state as `.bkp` (double_checkpoint).
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        try:
+            with open(os.path.join(backup, name), encoding="utf-8") as f:
+                return int(json.load(f).get("epoch", 0))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return 0
 
 
 def _best_so_far(csv_path, monitor="val_mAP"):
@@ -259,28 +265,97 @@ def _best_so_far(csv_path, monitor="val_mAP"):
     return max(values) if values else None
 
 
+def _keep_epochs_before(csv_path, epoch):
+    """Drops the rows of `epoch` and later from a CSVLogger file."""
+    if not os.path.exists(csv_path):
+        return
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]]
+    for row in rows[1:]:
+        try:
+            if row and int(float(row[0])) < epoch:
+                kept.append(row)
+        except ValueError:
+            continue
+    if len(kept) == len(rows):
+        return
+    with open(f"{csv_path}.tmp", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(f"{csv_path}.tmp", csv_path)
+
+
+def prepare_resume(output_dir, chief):
+    """Readies the output directory for a new or a resumed run.
+
+    A run resumes when `backup/` holds an interrupted run's state. At each
+    epoch's end the callbacks write the CSV row, then `best.keras`, then
+    the backup, so a run killed between them leaves rows of epochs that
+    the backup does not hold: those rows are dropped, as the epochs run
+    again. The best `val_mAP` of all rows, the dropped ones included
+    (`best.keras` may hold one of those epochs), is the best checkpoint's
+    threshold, so `best.keras` is never replaced by a worse model.
+
+    Without a backup the run is new: an earlier run's `history.csv` and
+    `best.keras` are removed, so that the new run neither appends to the
+    old history nor takes the old model as its best.
+
+    Args:
+        output_dir: str.
+        chief: bool. Whether this process writes (others change nothing).
+
+    Returns:
+        `(resumed, best)`: the epoch the backup resumes at (None: a new
+        run) and the best `val_mAP` so far (None: no threshold).
+    """
+    resumed = _backup_epoch(output_dir)
+    history = os.path.join(output_dir, "history.csv")
+    if not chief:
+        return resumed, None
+    if resumed is None:
+        stale = [
+            name
+            for name in ("history.csv", "best.keras")
+            if os.path.exists(os.path.join(output_dir, name))
+        ]
+        if stale:
+            logger.warning(
+                "no backup in %s: starting a new run, removing the earlier run's %s",
+                output_dir,
+                " and ".join(stale),
+            )
+            for name in stale:
+                os.remove(os.path.join(output_dir, name))
+        return None, None
+    best = _best_so_far(history)
+    _keep_epochs_before(history, resumed)
+    return resumed, best
+
+
 def make_callbacks(
-    config, output_dir, validation, skipped, chief, loss, predict_fn=None
+    config,
+    output_dir,
+    validation,
+    skipped,
+    chief,
+    loss,
+    predict_fn=None,
+    best_so_far=None,
 ):
-    """The run's callbacks, in the order their logs need."""
+    """The run's callbacks, in the order their logs and files need.
+
+    `ValidationMetrics` comes first (the others read its `val_mAP`); the
+    backup comes last, after the CSV row and the best checkpoint of the
+    epoch are written (see `prepare_resume`). `best_so_far` is the best
+    checkpoint's threshold (a resumed run's best `val_mAP`).
+    """
     path = lambda name: os.path.join(output_dir, name)  # noqa: E731
     callbacks = [
         callbacks_lib.ValidationMetrics(validation, loss=loss, predict_fn=predict_fn),
         callbacks_lib.SkippedImagesReport(skipped),
     ]
-    if chief:
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(path("backup"), double_checkpoint=True)
-        )
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                path("best.keras"),
-                monitor="val_mAP",
-                mode="max",
-                save_best_only=True,
-                initial_value_threshold=_best_so_far(path("history.csv")),
-            )
-        )
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -296,8 +371,20 @@ def make_callbacks(
                 path("history.csv"), path("training_curves.png")
             )
         )
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                path("best.keras"),
+                monitor="val_mAP",
+                mode="max",
+                save_best_only=True,
+                initial_value_threshold=best_so_far,
+            )
+        )
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(path("tensorboard")))
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(path("backup"), double_checkpoint=True)
+        )
     return callbacks
 
 
@@ -366,14 +453,20 @@ def train(config):
     steps = steps_in_epoch(config, len(train_set))
     with strategy.scope():
         model = build_compiled_model(config, graph, steps)
-    resumed = _resume_epoch(output_dir)
-    if resumed:
+    resumed, best_so_far = prepare_resume(output_dir, chief)
+    if resumed is not None:
         logger.info(
             "resuming from the backup in %s at epoch %d", output_dir, resumed + 1
         )
     loss = get_loss(config.loss)
     callbacks = make_callbacks(
-        config, output_dir, validation_ds, train_ds.skipped, chief, loss
+        config,
+        output_dir,
+        validation_ds,
+        train_ds.skipped,
+        chief,
+        loss,
+        best_so_far=best_so_far,
     )
     logger.info(
         "training %s (%s, %s px, heads %s) for %d epochs of %d steps on %d replica(s)",

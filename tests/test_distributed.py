@@ -1,0 +1,269 @@
+"""Distributed training: MirroredStrategy over two logical CPU devices gives
+one device's weights; two MultiWorkerMirroredStrategy workers on localhost
+agree, and only the chief writes."""
+
+import json
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from kmlc import synthetic
+from kmlc.plots import read_history
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Runs in a fresh process: logical devices must be set before TensorFlow
+# initialises. Writes the weights of four runs to an .npz file.
+MIRRORED_SCRIPT = r"""
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import keras
+import numpy as np
+
+import kmlc
+
+STEPS, BATCH, SIZE, LABELS = 5, 8, 32, 6
+rng = np.random.default_rng(0)
+x = rng.uniform(0, 255, (STEPS * BATCH, SIZE, SIZE, 3)).astype("float32")
+y = (rng.random((STEPS * BATCH, LABELS)) < 0.35).astype("float32")
+y[:, 1] = np.maximum(y[:, 1], y[:, 0])
+graph = kmlc.LabelGraph.from_labels(y, strategy="threshold", tau=0.3)
+
+
+def plain_backbone():
+    # No batch norm: its statistics would differ per replica by design.
+    return keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, strides=4, padding="same", activation="relu"),
+            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
+        ],
+        name="plain_backbone",
+    )
+
+
+def build(initial=None, aux_loss_weight=1.0):
+    keras.utils.set_random_seed(0)
+    model = kmlc.build_model(
+        LABELS, graph, backbone=plain_backbone(), image_size=SIZE,
+        heads="full", node_dim=8, top_k=3,
+    )
+    if initial is not None:
+        model.set_weights(initial)
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.5),
+        loss="bce",
+        metrics=[],
+        aux_loss_weight=aux_loss_weight,
+    )
+    return model
+
+
+def fit(model):
+    history = model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    return [np.asarray(w) for w in model.trainable_weights], history.history["loss"]
+
+
+single = build()
+initial = single.get_weights()
+start = [np.asarray(w) for w in single.trainable_weights]
+one_device, one_loss = fit(single)
+
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
+with mirrored.scope():
+    distributed = build(initial)
+two_devices, two_loss = fit(distributed)
+
+# What two replicas would give if the auxiliary loss were not scaled by
+# 1 / num_replicas: the same as a doubled auxiliary weight on one device.
+unscaled, _ = fit(build(initial, aux_loss_weight=2.0))
+
+arrays = {"loss_one": np.array(one_loss), "loss_two": np.array(two_loss)}
+for name, weights in [
+    ("start", start), ("one", one_device), ("two", two_devices),
+    ("unscaled", unscaled),
+]:
+    for i, w in enumerate(weights):
+        arrays[f"{name}_{i}"] = w
+np.savez(sys.argv[1], **arrays)
+"""
+
+# Tolerance of the comparison: the replicas compute their halves of each
+# batch and the gradients are summed across devices, a different order of
+# float32 additions from one device's; over 5 SGD steps that moves weights
+# by ~1e-6 relative. A real difference (a loss scaled twice, or not at all)
+# moves them by 1e-2 or more (checked below against a doubled auxiliary
+# loss).
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def test_mirrored_on_two_devices_gives_one_devices_weights(tmp_path):
+    out = tmp_path / "weights.npz"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    process = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
+    arrays = np.load(out)
+    count = len([name for name in arrays.files if name.startswith("one_")])
+    assert count > 10  # backbone, classifier, GCN, fusion and attention weights
+    moved = 0.0
+    for i in range(count):
+        one, two = arrays[f"one_{i}"], arrays[f"two_{i}"]
+        np.testing.assert_allclose(two, one, rtol=RTOL, atol=ATOL, err_msg=f"{i}")
+        moved = max(moved, float(np.abs(one - arrays[f"start_{i}"]).max()))
+    # The steps changed the weights far beyond the tolerance.
+    assert moved > 1000 * ATOL
+    # And the tolerance tells a mis-scaled auxiliary loss apart.
+    differs = [
+        not np.allclose(arrays[f"unscaled_{i}"], arrays[f"two_{i}"], RTOL, ATOL)
+        for i in range(count)
+    ]
+    assert any(differs)
+    np.testing.assert_allclose(arrays["loss_two"], arrays["loss_one"], rtol=1e-4)
+
+
+# Multi-worker.
+
+
+def free_ports(count):
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+FINGERPRINT = re.compile(
+    r"worker worker:(\d) finished; trainable weights fingerprint (\w+), "
+    r"non-trainable (\w+)"
+)
+VAL_MAP = re.compile(
+    r"epoch (\d+): val_loss ([\d.]+), val_mAP ([\d.]+) \((\d+) images\)"
+)
+
+
+def test_two_workers_agree_and_only_the_chief_writes(tmp_path):
+    data_dir = tmp_path / "data"
+    synthetic.write_dataset(data_dir, 64, size=32, seed=1)
+    epochs = 2
+    config = {
+        "data": {
+            "format": "manifest",
+            "manifest": "data/manifest.json",
+            "images": "data/images",
+            "vocabulary": "data/vocabulary.txt",
+            "validation_fraction": 0.25,
+            "augment": False,
+        },
+        # SmallCNN has batch norm: the workers' statistics are averaged.
+        "model": {
+            "preset": "full",
+            "backbone": "smallcnn",
+            "image_size": 32,
+            "node_dim": 8,
+            "top_k": 3,
+        },
+        "optimizer": {"name": "adamw", "learning_rate": 3e-3, "warmup_epochs": 0},
+        "epochs": epochs,
+        "batch_size": 16,
+        "steps_per_epoch": 2,
+        "tensorboard": False,
+    }
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes, logs = [], []
+    try:
+        for index in range(2):
+            tf_config = {
+                "cluster": {"worker": workers},
+                "task": {"type": "worker", "index": index},
+            }
+            env = dict(
+                os.environ,
+                TF_CONFIG=json.dumps(tf_config),
+                TF_CPP_MIN_LOG_LEVEL="3",
+                CUDA_VISIBLE_DEVICES="",
+                PYTHONUNBUFFERED="1",
+            )
+            log = open(tmp_path / f"worker{index}.log", "w")  # noqa: SIM115
+            logs.append(log)
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kmlc.cli",
+                        "train",
+                        "--config",
+                        str(config_path),
+                        "--strategy",
+                        "multiworker",
+                        "--output-dir",
+                        str(tmp_path / f"out{index}"),
+                    ],
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for process in processes:
+            process.wait(timeout=400)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for log in logs:
+            log.close()
+    texts = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    for process, text in zip(processes, texts, strict=True):
+        assert process.returncode == 0, text[-4000:]
+
+    fingerprints = [FINGERPRINT.findall(text) for text in texts]
+    assert [found[0][0] for found in fingerprints] == ["0", "1"]
+    # The same trainable and non-trainable (batch norm) weights.
+    assert fingerprints[0][0][1:] == fingerprints[1][0][1:]
+    scores = [VAL_MAP.findall(text) for text in texts]
+    assert len(scores[0]) == epochs
+    assert scores[0] == scores[1]
+
+    chief, other = tmp_path / "out0", tmp_path / "out1"
+    assert not other.exists() or not any(other.rglob("*"))
+    names = {path.name for path in chief.iterdir()}
+    assert {"model.keras", "best.keras", "metrics.json", "history.csv"} <= names
+    assert "backup" not in names
+    history = read_history(chief / "history.csv")
+    assert history["epoch"] == list(range(epochs))
+    logged = [float(value) for _, _, value, _ in scores[0]]
+    np.testing.assert_allclose(history["val_mAP"], logged, atol=5e-5)
+    metrics = json.loads((chief / "metrics.json").read_text())
+    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)

@@ -1,0 +1,429 @@
+"""Tests for kmlc.train: a real training run on Corel-5k images, its outputs,
+resuming a killed run, the best checkpoint across a resume, and bad input."""
+
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from sklearn.metrics import average_precision_score
+
+import kmlc
+import kmlc.cli
+from kmlc import data as data_lib
+from kmlc import synthetic
+from kmlc.config import DataConfig
+from kmlc.config import ModelConfig
+from kmlc.config import OptimizerConfig
+from kmlc.config import TrainConfig
+from kmlc.config import load_config
+from kmlc.plots import read_history
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def validation_keys(keys, fraction, seed=0):
+    """The documented split rule, written again here: a key goes to
+    validation when the first 8 bytes of blake2b("{seed}:{key}") read as a
+    fraction of 2**64 fall below `fraction`."""
+    chosen = set()
+    for key in keys:
+        digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+        if int.from_bytes(digest, "big") < int(fraction * 2**64):
+            chosen.add(key)
+    return chosen
+
+
+def sklearn_map(y_true, scores):
+    """Mean AP over the labels with positives, by scikit-learn."""
+    present = np.flatnonzero(y_true.sum(axis=0) > 0)
+    return float(
+        np.mean([average_precision_score(y_true[:, d], scores[:, d]) for d in present])
+    )
+
+
+def is_png(path):
+    with Image.open(path) as image:
+        return image.format == "PNG" and min(image.size) > 50
+
+
+def file_hash(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def scenes_dir(tmp_path_factory):
+    """96 synthetic 32-px scenes (12 labels) as a manifest."""
+    out = tmp_path_factory.mktemp("scenes")
+    synthetic.write_dataset(out, 96, size=32, seed=0)
+    return out
+
+
+def scenes_config(scenes_dir, output_dir, **kwargs):
+    """A tiny, quick run on the synthetic scenes."""
+    return TrainConfig(
+        data=DataConfig(
+            format="manifest",
+            manifest=str(scenes_dir / "manifest.json"),
+            images=str(scenes_dir / "images"),
+            vocabulary=str(scenes_dir / "vocabulary.txt"),
+            validation_fraction=0.25,
+            augment=False,
+        ),
+        model=ModelConfig(preset="baseline", backbone="smallcnn", image_size=32),
+        optimizer=OptimizerConfig(name="adamw", learning_rate=3e-3, warmup_epochs=0),
+        batch_size=16,
+        tensorboard=False,
+        output_dir=str(output_dir),
+        **kwargs,
+    )
+
+
+# A real run.
+
+COREL_IMAGES = 360
+COREL_VALIDATION_FRACTION = 0.25
+COREL_EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def corel_run(corel5k_dir, tmp_path_factory):
+    """A short run on the first 360 Corel-5k images, from a YAML config."""
+    out = tmp_path_factory.mktemp("corel_run")
+    config = {
+        "data": {
+            "format": "manifest",
+            "manifest": str(corel5k_dir / "train.json"),
+            "images": str(corel5k_dir / "images"),
+            "vocabulary": str(corel5k_dir / "vocabulary.txt"),
+            "max_images": COREL_IMAGES,
+            "validation_fraction": COREL_VALIDATION_FRACTION,
+            "augment": False,
+            "cache": True,
+        },
+        "model": {"preset": "gcn", "backbone": "smallcnn", "image_size": 64},
+        "optimizer": {"name": "adamw", "learning_rate": 3e-3, "warmup_epochs": 0},
+        "epochs": COREL_EPOCHS,
+        "batch_size": 32,
+        "tensorboard": False,
+        "output_dir": str(out / "run"),
+    }
+    path = out / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    config = load_config(path)
+    result = kmlc.train(config)
+    return config, result, out / "run"
+
+
+@pytest.fixture(scope="module")
+def corel_split(corel5k_dir, corel5k_labels):
+    """`(y_train, y_validation, validation_keys)` of the run, computed here."""
+    y, _ = corel5k_labels
+    samples = json.loads((corel5k_dir / "train.json").read_text("utf-8"))["samples"]
+    keys = [sample["image_name"] for sample in samples[:COREL_IMAGES]]
+    chosen = validation_keys(keys, COREL_VALIDATION_FRACTION)
+    mask = np.array([key in chosen for key in keys])
+    y = y[:COREL_IMAGES].astype(np.float32)
+    return y[~mask], y[mask], [key for key in keys if key in chosen]
+
+
+def test_the_run_writes_every_output(corel_run):
+    _, result, run_dir = corel_run
+    names = {path.name for path in run_dir.iterdir()}
+    expected = {
+        "config.yaml",
+        "labels.txt",
+        "label_graph.npz",
+        "label_graph.png",
+        "best.keras",
+        "model.keras",
+        "history.csv",
+        "training_curves.png",
+        "metrics.json",
+        "per_label_ap.png",
+    }
+    assert expected <= names
+    assert "backup" not in names  # removed at the end of a finished run
+    assert "tensorboard" not in names  # tensorboard: false
+    for name in ("training_curves.png", "per_label_ap.png", "label_graph.png"):
+        assert is_png(run_dir / name), name
+    assert result.model_path == str(run_dir / "model.keras")
+    assert result.skipped_images == []
+
+
+def test_the_saved_config_reloads_to_the_same_config(corel_run):
+    config, _, run_dir = corel_run
+    assert load_config(run_dir / "config.yaml") == config
+
+
+def test_the_training_loss_goes_down(corel_run):
+    _, result, run_dir = corel_run
+    history = read_history(run_dir / "history.csv")
+    assert history["epoch"] == list(range(COREL_EPOCHS))
+    losses = history["loss"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert np.all(np.diff(losses) < 0), losses
+    # The CSV and the returned history agree.
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-6)
+    np.testing.assert_allclose(result.history["val_mAP"], history["val_mAP"], rtol=1e-6)
+
+
+def test_the_model_beats_a_constant_predictor(corel_run, corel_split):
+    _, result, run_dir = corel_run
+    y_train, y_validation, keys = corel_split
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["num_images"] == len(keys) == len(y_validation)
+    # Scores = label frequencies in training: the best a model that ignores
+    # the image can do (AP is per label, so this is each label's base rate).
+    frequencies = y_train.mean(axis=0)
+    constant = sklearn_map(y_validation, np.tile(frequencies, (len(keys), 1)))
+    assert metrics["mAP"] > constant + 0.08, (metrics["mAP"], constant)
+    assert metrics["num_labels_with_positives"] == int((y_validation.sum(0) > 0).sum())
+    assert result.metrics["mAP"] == pytest.approx(metrics["mAP"])
+
+
+def test_metrics_are_the_final_model_on_the_validation_split(
+    corel_run, corel_split, corel5k_dir
+):
+    """metrics.json's mAP is scikit-learn's on model.keras's validation scores;
+    model.keras is the best epoch's (its mAP is the best in history.csv)."""
+    config, _, run_dir = corel_run
+    _, y_validation, keys = corel_split
+    model = keras.saving.load_model(run_dir / "model.keras")
+    images = data_lib.read_manifest(
+        corel5k_dir / "train.json",
+        corel5k_dir / "images",
+        corel5k_dir / "vocabulary.txt",
+    )
+    position = {key: i for i, key in enumerate(images.keys)}
+    subset = images.subset(np.array([position[key] for key in keys]))
+    np.testing.assert_array_equal(subset.labels, y_validation)
+    dataset = data_lib.make_dataset(subset, 64, 32)
+    logits = np.concatenate([model.predict_on_batch(x) for x, _ in dataset])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["mAP"] == pytest.approx(sklearn_map(y_validation, logits), abs=1e-6)
+    history = read_history(run_dir / "history.csv")
+    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
+    best = keras.saving.load_model(run_dir / "best.keras")
+    for a, b in zip(best.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert model.label_names == [
+        line for line in (run_dir / "labels.txt").read_text().splitlines() if line
+    ]
+    assert model.heads == ("cls", "gcn")
+    assert tuple(model.image_size) == (64, 64)
+
+
+def test_the_label_graph_is_counted_on_the_training_split_only(
+    corel_run, corel_split, corel5k_labels
+):
+    _, _, run_dir = corel_run
+    y_train, y_validation, _ = corel_split
+    _, names = corel5k_labels
+    saved = kmlc.LabelGraph.load(run_dir / "label_graph.npz")
+    expected = kmlc.LabelGraph.from_labels(y_train, strategy="threshold", tau=0.4)
+    assert saved.num_samples == len(y_train)
+    np.testing.assert_array_equal(saved.pair_counts, expected.pair_counts)
+    np.testing.assert_array_equal(saved.label_counts, expected.label_counts)
+    np.testing.assert_array_equal(saved.adjacency, expected.adjacency)
+    assert list(saved.label_names) == names
+    # Counting all images would differ: the validation labels add pairs.
+    everything = kmlc.LabelGraph.from_labels(np.concatenate([y_train, y_validation]))
+    assert not np.array_equal(saved.pair_counts, everything.pair_counts)
+    assert not np.array_equal(saved.label_counts, everything.label_counts)
+
+
+# Resuming.
+
+
+def run_command(config_path, log_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kmlc.cli", "train", "--config", str(config_path)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    process.log = log
+    return process
+
+
+def backup_epoch(output_dir):
+    try:
+        text = (output_dir / "backup" / "training_metadata.json").read_text()
+        return json.loads(text)["epoch"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_a_killed_run_resumes_from_its_backup(scenes_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    config = scenes_config(scenes_dir, output_dir, epochs=5)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
+
+    first = run_command(config_path, tmp_path / "first.log")
+    try:
+        deadline = time.monotonic() + 240
+        while (backup_epoch(output_dir) or 0) < 2:
+            assert first.poll() is None, (
+                "the run ended before its backup held epoch 2:\n"
+                + (tmp_path / "first.log").read_text()
+            )
+            assert time.monotonic() < deadline, "no backup of epoch 2 in time"
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        first.log.close()
+    assert first.returncode == -signal.SIGKILL
+    killed_at = backup_epoch(output_dir)
+    assert killed_at in (2, 3)
+    best_before = max(read_history(output_dir / "history.csv")["val_mAP"])
+    best_hash = file_hash(output_dir / "best.keras")
+    assert not (output_dir / "metrics.json").exists()
+
+    second = run_command(config_path, tmp_path / "second.log")
+    try:
+        second.wait(240)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+        second.log.close()
+    log = (tmp_path / "second.log").read_text()
+    assert second.returncode == 0, log
+    assert f"resuming from the backup in {output_dir} at epoch {killed_at + 1}" in log
+    assert "Epoch 1/5" not in log  # no epoch ran twice
+
+    history = read_history(output_dir / "history.csv")
+    assert history["epoch"] == [0, 1, 2, 3, 4]
+    assert not (output_dir / "backup").exists()
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    # best.keras is the best epoch's, before or after the kill.
+    assert metrics["mAP"] >= best_before - 1e-6
+    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
+    resumed = history["val_mAP"][killed_at:]
+    if max(resumed) <= best_before:
+        assert file_hash(output_dir / "best.keras") == best_hash
+
+
+def write_history(path, rows):
+    lines = ["epoch,loss,skipped_images,val_loss,val_mAP"]
+    lines += [f"{epoch},0.5,0,0.5,{value}" for epoch, value in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def sentinel_model(path, image_size=32):
+    """A model of the scenes' labels, saved as an earlier run's best.keras."""
+    model = kmlc.build_model(
+        len(synthetic.LABELS),
+        backbone="smallcnn",
+        image_size=image_size,
+        heads="baseline",
+        label_names=list(synthetic.LABELS),
+    )
+    model.save(path)
+    return file_hash(path)
+
+
+def test_a_resumed_run_keeps_a_better_best_checkpoint(scenes_dir, tmp_path):
+    """The interrupted run's best val_mAP (1.0, unbeatable) is the resumed
+    checkpoint's threshold: best.keras is not replaced by a worse model."""
+    output_dir = tmp_path / "run"
+    (output_dir / "backup").mkdir(parents=True)
+    (output_dir / "backup" / "training_metadata.json").write_text(
+        json.dumps({"epoch": 2, "batch": 0})
+    )
+    # Epochs 0 and 1 finished; epoch 2's row was written, its backup was not.
+    write_history(output_dir / "history.csv", [(0, 0.3), (1, 1.0), (2, 0.4)])
+    best_hash = sentinel_model(output_dir / "best.keras")
+
+    result = kmlc.train(scenes_config(scenes_dir, output_dir, epochs=3))
+
+    assert len(result.history["loss"]) == 1  # only epoch 2 ran
+    history = read_history(output_dir / "history.csv")
+    assert history["epoch"] == [0, 1, 2]  # epoch 2's old row replaced
+    assert history["val_mAP"][:2] == [0.3, 1.0]
+    assert history["val_mAP"][2] == pytest.approx(result.history["val_mAP"][0])
+    assert history["val_mAP"][2] < 1.0
+    assert file_hash(output_dir / "best.keras") == best_hash
+    assert not (output_dir / "backup").exists()
+
+
+def test_a_new_run_in_an_old_output_directory_starts_afresh(scenes_dir, tmp_path):
+    """Without a backup, a run is new: the old history and best model go."""
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    write_history(output_dir / "history.csv", [(i, 1.0) for i in range(4)])
+    old_hash = sentinel_model(output_dir / "best.keras")
+
+    result = kmlc.train(scenes_config(scenes_dir, output_dir, epochs=2))
+
+    history = read_history(output_dir / "history.csv")
+    assert history["epoch"] == [0, 1]
+    np.testing.assert_allclose(history["val_mAP"], result.history["val_mAP"])
+    assert file_hash(output_dir / "best.keras") != old_hash
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
+
+
+# Bad input.
+
+
+def test_a_missing_image_directory_is_named(scenes_dir, tmp_path):
+    config = scenes_config(scenes_dir, tmp_path / "run", epochs=1)
+    config.data.images = str(tmp_path / "no_images_here")
+    with pytest.raises(FileNotFoundError) as info:
+        kmlc.train(config)
+    assert "images directory does not exist" in str(info.value)
+    assert str(tmp_path / "no_images_here") in str(info.value)
+
+
+def test_a_label_outside_the_vocabulary_is_named(scenes_dir, tmp_path, capsys):
+    samples = json.loads((scenes_dir / "manifest.json").read_text())["samples"]
+    samples[5]["image_labels"] = samples[5]["image_labels"] + ["unicorn"]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"samples": samples}))
+    config = scenes_config(scenes_dir, tmp_path / "run", epochs=1)
+    config.data.manifest = str(manifest)
+    with pytest.raises(ValueError) as info:
+        kmlc.train(config)
+    message = str(info.value)
+    assert "'unicorn'" in message and str(manifest) in message
+    assert "sample 5" in message and samples[5]["image_name"] in message
+    # The command line says the same, with exit code 2 and no traceback.
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config.to_dict()))
+    capsys.readouterr()
+    assert kmlc.cli.main(["train", "--config", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'unicorn'" in err and "Traceback" not in err
+
+
+def test_a_split_without_validation_images_is_an_error(scenes_dir, tmp_path):
+    keys = [f"{i:05d}.png" for i in range(4)]
+    # The rule itself says none of the first 4 keys goes to validation.
+    assert not validation_keys(keys, 0.01)
+    config = scenes_config(scenes_dir, tmp_path / "run", epochs=1)
+    config.data.max_images = 4
+    config.data.validation_fraction = 0.01
+    with pytest.raises(ValueError) as info:
+        kmlc.train(config)
+    message = str(info.value)
+    assert "The split left 4 training and 0 validation images" in message
+    assert "data.validation_fraction" in message
