@@ -28,8 +28,8 @@ def resolve_heads(heads):
     if isinstance(heads, str):
         if heads not in PRESETS:
             raise ValueError(
-                f"Unknown preset {heads!r}. Valid presets: {sorted(PRESETS)}; "
-                f"or pass a tuple of heads from {HEADS}."
+                f"Unknown preset. Valid presets: {sorted(PRESETS)}, or a tuple "
+                f"of heads from {HEADS}. Received: heads={heads!r}"
             )
         return PRESETS[heads]
     heads = tuple(heads)
