@@ -12,7 +12,16 @@ import logging
 import os
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "export", "serve", "data", "demo")
+COMMANDS = (
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "serve",
+    "cluster",
+    "data",
+    "demo",
+)
 
 
 def build_parser():

@@ -30,6 +30,7 @@ def make_dataset(
     drop_remainder=False,
     repeat=False,
     min_side=8,
+    with_keys=False,
 ):
     """Batches of images and labels from an `ImageSet`, for training or not.
 
@@ -71,10 +72,14 @@ def make_dataset(
             `False`.
         min_side: int. Images with a shorter side are skipped. Defaults to
             `8`.
+        with_keys: bool. Also yield each image's key (`[B]` strings), to
+            match results to images whatever the source's order. Defaults
+            to `False`.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)`: float32 `[B, H, W, 3]`
-        RGB in 0..255 and float32 `[B, D]`. Its attribute `skipped` is the
+        RGB in 0..255 and float32 `[B, D]` (and string keys `[B]` with
+        `with_keys`). Its attribute `skipped` is the
         `SkippedImages` record of what it skipped so far.
     """
     image_size = _image_size(image_size)
@@ -98,7 +103,9 @@ def make_dataset(
     def load(dataset):
         dataset = load_images(dataset, image_is_path, min_side, deterministic)
         dataset = skip_unusable(dataset, skipped, image_is_path)
-        return dataset.map(lambda x: {"pixels": x["pixels"], "labels": x["labels"]})
+        return dataset.map(
+            lambda x: {"pixels": x["pixels"], "labels": x["labels"], "key": x["key"]}
+        )
 
     def shuffle_and_repeat(dataset, buffer):
         if training:
@@ -120,13 +127,14 @@ def make_dataset(
             lambda x, element_seed: (
                 augment_image(x["pixels"], image_size, element_seed),
                 x["labels"],
+                x["key"],
             ),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
     else:
         dataset = dataset.map(
-            lambda x: (resize(x["pixels"], image_size), x["labels"]),
+            lambda x: (resize(x["pixels"], image_size), x["labels"], x["key"]),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
@@ -135,7 +143,7 @@ def make_dataset(
         # Its random state is shared: calls in parallel would draw in any
         # order, so deterministic mode runs it on one thread.
         dataset = dataset.map(
-            lambda image, labels: (layer(image, training=True), labels),
+            lambda image, labels, key: (layer(image, training=True), labels, key),
             num_parallel_calls=None if deterministic else AUTOTUNE,
         )
     dataset = dataset.batch(
@@ -144,12 +152,13 @@ def make_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
-    dataset = dataset.map(
-        lambda images, labels: (
-            tf.ensure_shape(images, [None, *image_size, 3]),
-            tf.cast(labels, tf.float32),
-        )
-    ).prefetch(AUTOTUNE)
+
+    def finish(images, labels, keys):
+        images = tf.ensure_shape(images, [None, *image_size, 3])
+        labels = tf.cast(labels, tf.float32)
+        return (images, labels, keys) if with_keys else (images, labels)
+
+    dataset = dataset.map(finish).prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
     dataset = dataset.with_options(options)
