@@ -12,8 +12,9 @@ EXTRAS = {
         "spektral==1.3.1",
         "tf-keras==2.21.*",
     ],
-    "datasets": ["tensorflow-datasets>=4.9"],
-    "serving": ["tensorflow-serving-api==2.21.*", "grpcio>=1.60"],
+    # tensorflow-datasets 4.9.10 imports importlib_resources but declares it
+    # only for Python < 3.9 (tensorflow/datasets#11212).
+    "datasets": ["tensorflow-datasets>=4.9", "importlib_resources"],
     "lite": ["ai-edge-litert>=1.2"],
     "onnx": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"],
 }
@@ -44,6 +45,9 @@ setup(
         "pillow>=10",
         "matplotlib>=3.8",
         "tensorboard>=2.18",
+        # The gRPC stubs and the warm-up file of every SavedModel export.
+        "tensorflow-serving-api==2.21.*",
+        "grpcio>=1.60",
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["kmlc=kmlc.cli:main"]},

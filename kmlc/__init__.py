@@ -1,12 +1,16 @@
 """kmlc: multi-label image recognition with a label graph, on Keras 3."""
 
 from kmlc import backbones
+from kmlc import clustering
 from kmlc import data
 from kmlc import evaluation
+from kmlc import export
 from kmlc import graph
 from kmlc import layers
+from kmlc import lite
 from kmlc import losses
 from kmlc import metrics
+from kmlc import onnx_export
 from kmlc.graph import LabelGraph
 from kmlc.model import HEADS
 from kmlc.model import PRESETS
@@ -24,12 +28,16 @@ __all__ = [
     "MultiLabelClassifier",
     "backbones",
     "build_model",
+    "clustering",
     "data",
     "evaluation",
+    "export",
     "graph",
     "layers",
+    "lite",
     "load_model",
     "losses",
     "metrics",
+    "onnx_export",
     "train",
 ]

@@ -163,16 +163,9 @@ def _serving_module(model, image_size, label_names, assets_dir):
 def warmup_request(model_name, image_size=WARMUP_IMAGE_SIZE):
     """A `PredictionLog` for `serving_default` with one small encoded PNG."""
     import tensorflow as tf
-
-    try:
-        from tensorflow_serving.apis import model_pb2
-        from tensorflow_serving.apis import predict_pb2
-        from tensorflow_serving.apis import prediction_log_pb2
-    except ImportError as error:
-        raise ImportError(
-            "Writing TF Serving warm-up requests needs tensorflow-serving-api: "
-            "pip install 'kmlc[serving]'"
-        ) from error
+    from tensorflow_serving.apis import model_pb2
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
 
     # A smooth gradient, not a constant image: exercises the real decoder.
     ramp = np.linspace(0, 255, image_size, dtype=np.float32)

@@ -50,47 +50,6 @@ def _add_scores(onnx_model):
     graph.output.append(scores)
 
 
-def _replace_log1p(onnx_model):
-    """Rewrites `Log1p(x)` nodes, which ONNX lacks, as `Log(x + 1)`.
-
-    tf2onnx has no handler for TensorFlow's `Log1p` and leaves the node as
-    it is, which no ONNX runtime can run ("No Op registered for Log1p").
-    `kmlc.layers.RelationAttention` uses `ops.log1p` on its position
-    weights (ReLU outputs, >= 0, where `log(1 + x)` is as accurate for a
-    softmax's input). Returns the number of nodes rewritten.
-    """
-    from onnx import TensorProto
-    from onnx import helper
-
-    graph = onnx_model.graph
-    nodes = list(graph.node)
-    rewritten = 0
-    new_nodes = []
-    for node in nodes:
-        if node.op_type != "Log1p" or node.domain not in ("", "ai.onnx"):
-            new_nodes.append(node)
-            continue
-        if rewritten == 0:
-            graph.initializer.append(
-                helper.make_tensor("kmlc_one", TensorProto.FLOAT, [], [1.0])
-            )
-        shifted = f"{node.name}/plus_one"
-        new_nodes.append(
-            helper.make_node(
-                "Add", [node.input[0], "kmlc_one"], [shifted], name=shifted
-            )
-        )
-        new_nodes.append(
-            helper.make_node("Log", [shifted], list(node.output), name=node.name)
-        )
-        rewritten += 1
-    if rewritten:
-        del graph.node[:]
-        graph.node.extend(new_nodes)
-        logger.debug("Rewrote %d Log1p nodes as Log(x + 1)", rewritten)
-    return rewritten
-
-
 def export_onnx(model, output_path, opset=DEFAULT_OPSET):
     """Exports a model to ONNX: images -> `logits`, `scores`.
 
@@ -144,7 +103,6 @@ def export_onnx(model, output_path, opset=DEFAULT_OPSET):
             ],
         )
         onnx_model = onnx.load(temp)
-        _replace_log1p(onnx_model)
         _add_scores(onnx_model)
         contract = export_lib.model_config(model, image_size, label_names)
         contract.update(

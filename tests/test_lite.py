@@ -157,9 +157,7 @@ def test_mixed_precision_model_converts(tmp_path, images):
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        # The attention head does not build under mixed_float16 yet (see
-        # the export report), so this uses the other three heads.
-        model = tiny_model(heads=("cls", "gcn", "fusion"))
+        model = tiny_model(heads="full")
     finally:
         keras.mixed_precision.set_global_policy(previous)
     assert lite.is_mixed_precision(model)

@@ -248,3 +248,19 @@ def test_missing_weights_file(tmp_path):
 def test_label_names_of_the_wrong_length():
     with pytest.raises(ValueError, match="Got 2 label names for num_labels=6"):
         fx.tiny_model("baseline", label_names=["a", "b"])
+
+
+@pytest.mark.parametrize("heads", ["gcn", "full"])
+def test_mixed_precision_builds_and_trains(heads):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = fx.tiny_model(heads)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.label_gcn.compute_dtype == "float16"
+    model.compile(optimizer="sgd", metrics=[])
+    loss = model.train_on_batch(fx.images(), fx.label_matrix(4))
+    assert np.all(np.isfinite(loss))
+    logits = model.predict(fx.images(), verbose=0)
+    assert logits.dtype == "float32" and np.all(np.isfinite(logits))

@@ -63,7 +63,7 @@ def test_mixed_precision_model(tmp_path):
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = tiny_model(heads=("cls", "gcn", "fusion"))
+        model = tiny_model(heads="full")
     finally:
         keras.mixed_precision.set_global_policy(previous)
     path = onnx_export.export_onnx(model, tmp_path / "mixed.onnx")
@@ -110,28 +110,9 @@ def test_read_labels_of_foreign_file(tmp_path):
         onnx_export.read_labels(tmp_path / "plain.onnx")
 
 
-def test_log1p_is_rewritten_for_onnx(onnx_path):
-    # RelationAttention's ops.log1p reaches tf2onnx as an op ONNX lacks.
-    ops = [node.op_type for node in onnx.load(str(onnx_path)).graph.node]
-    assert "Log1p" not in ops
-    assert "Log" in ops
-
-
-def test_replace_log1p_computes_log1p():
-    graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Log1p", ["x"], ["y"], name="log1p")],
-        "g",
-        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])],
-    )
-    model = onnx.helper.make_model(
-        graph, opset_imports=[onnx.helper.make_opsetid("", 17)]
-    )
-    with pytest.raises(onnx.checker.ValidationError, match="Log1p"):
-        onnx.checker.check_model(model)
-    assert onnx_export._replace_log1p(model) == 1
-    onnx.checker.check_model(model)
-    x = np.array([0.0, 1e-3, 1.0, 50.0], "float32")
-    session = onnxruntime.InferenceSession(model.SerializeToString())
-    (y,) = session.run(["y"], {"x": x})
-    np.testing.assert_allclose(y, np.log1p(x), rtol=1e-6, atol=1e-7)
+def test_every_node_is_a_standard_onnx_op(onnx_path):
+    # tf2onnx leaves ops it cannot map (e.g. TF's Log1p) as they are, which no
+    # ONNX runtime runs: the checker rejects such nodes.
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model, full_check=True)
+    assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)

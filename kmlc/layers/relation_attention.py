@@ -165,7 +165,9 @@ class RelationAttention(keras.layers.Layer):
         )
 
         # 5. Eq. 16, normalised over the source labels n.
-        relation = ops.softmax(feature_weights + ops.log1p(position_weights), axis=1)
+        relation = ops.softmax(
+            feature_weights + ops.log(1.0 + position_weights), axis=1
+        )
 
         # 6. Eq. 15, fused into g_X and scored per label.
         values = ops.matmul(local, self.value_kernel) + self.value_bias
@@ -203,8 +205,9 @@ class RelationAttention(keras.layers.Layer):
 
 def _grid_centres(height, width, dtype):
     """Normalised (x, y) of each feature-map cell's centre, row-major `[S]`."""
-    xs = (ops.arange(width, dtype=dtype) + 0.5) / width
-    ys = (ops.arange(height, dtype=dtype) + 0.5) / height
+    # arange in float32 and cast: TensorFlow has no float16 Range kernel.
+    xs = (ops.cast(ops.arange(width), dtype) + 0.5) / width
+    ys = (ops.cast(ops.arange(height), dtype) + 0.5) / height
     grid_x = ops.tile(xs[None, :], (height, 1))
     grid_y = ops.tile(ys[:, None], (1, width))
     return ops.reshape(grid_x, (-1,)), ops.reshape(grid_y, (-1,))
@@ -228,7 +231,7 @@ def _relative_geometry(centre_x, centre_y, box_w, box_h):
 def _sinusoidal_embedding(geometry, dim, dtype):
     """sigma_H: sines and cosines of each coordinate, `[..., 4]` -> `[..., dim]`."""
     num_freqs = dim // 8
-    exponents = ops.arange(num_freqs, dtype=dtype) / num_freqs
+    exponents = ops.cast(ops.arange(num_freqs), dtype) / num_freqs
     inverse_wave = 1.0 / ops.power(ops.cast(_WAVE_LENGTH, dtype), exponents)
     angles = (_EMBEDDING_SCALE * geometry)[..., None] * inverse_wave  # [..., 4, F]
     embedding = ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)

@@ -14,12 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("grpc", reason="the serving tests need kmlc[serving]")
-pytest.importorskip("tensorflow_serving", reason="the serving tests need kmlc[serving]")
-
-import kmlc  # noqa: E402
-from kmlc.export import export_saved_model  # noqa: E402
-from kmlc.serving import DevServer  # noqa: E402
+import kmlc
+from kmlc.export import export_saved_model
+from kmlc.serving import DevServer
 
 MODEL_NAME = "tiny"
 LABELS = ["sky", "water", "tree", "sand", "grass"]
