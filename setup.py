@@ -7,6 +7,7 @@ EXTRAS = {
     # The Spektral equivalence test, the JAX backend test, lint.
     "dev": [
         "pytest>=8",
+        "pytest-xdist>=3.5",
         "ruff>=0.6",
         "jax[cpu]>=0.4.30",
         "spektral==1.3.1",
