@@ -3,8 +3,14 @@
 import os
 
 
-def load_model(path):
-    """Loads a `.keras` model written by kmlc; clear errors for bad files."""
+def load_model(path, compile=True):
+    """Loads a `.keras` model written by kmlc; clear errors for bad files.
+
+    Args:
+        path: the `.keras` file.
+        compile: bool. Restore the training configuration too (optimizer,
+            loss); not needed to predict or export. Defaults to True.
+    """
     import keras
 
     import kmlc  # noqa: F401  (registers kmlc's layers for deserialisation)
@@ -15,7 +21,7 @@ def load_model(path):
     if not path.endswith(".keras"):
         raise ValueError(f"Expected a .keras model file. Received: {path}")
     try:
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, compile=compile)
     except Exception as error:
         raise ValueError(f"Could not load a model from {path}: {error}") from error
     if not hasattr(model, "label_names"):

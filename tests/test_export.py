@@ -484,4 +484,4 @@ def test_cli_missing_model(tmp_path, capsys):
         capsys, "--model", str(tmp_path / "no.keras"), "--out", str(tmp_path)
     )
     assert code == 2
-    assert "No such model file" in err
+    assert "Model file not found" in err

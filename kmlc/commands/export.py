@@ -11,6 +11,10 @@ that, on stdout.
 
 import os
 
+from kmlc.commands.data_source import add_source_arguments
+from kmlc.commands.data_source import has_source
+from kmlc.commands.data_source import read_source
+
 FORMATS = ("savedmodel", "tflite", "onnx")
 
 
@@ -48,16 +52,6 @@ def register(subparsers):
         default="float32",
         help="(default: float32)",
     )
-    source = lite.add_mutually_exclusive_group()
-    source.add_argument(
-        "--manifest", help="int8 calibration images: a JSON manifest (with --images)"
-    )
-    source.add_argument("--csv", help="int8 calibration images: a CSV of path,labels")
-    lite.add_argument("--images", help="images directory of --manifest or --csv")
-    lite.add_argument("--vocabulary", help="vocabulary file, one label a line")
-    lite.add_argument(
-        "--separator", default=" ", help="label separator in a CSV (default: space)"
-    )
     lite.add_argument(
         "--num-calibration-samples",
         type=int,
@@ -70,25 +64,17 @@ def register(subparsers):
     parser.add_argument(
         "--opset", type=int, default=17, help="onnx: the ONNX opset (default: 17)"
     )
+    # int8 calibration images: the same flags as `kmlc data check`.
+    add_source_arguments(parser, required=False)
     parser.set_defaults(func=run)
 
 
 def _calibration_data(args, image_size):
     from kmlc import data
 
-    if args.manifest:
-        if not args.images:
-            raise ValueError("--manifest needs --images. Received: --images=None")
-        image_set = data.read_manifest(args.manifest, args.images, args.vocabulary)
-    elif args.csv:
-        image_set = data.read_csv(
-            args.csv,
-            images_dir=args.images,
-            vocabulary=args.vocabulary,
-            separator=args.separator,
-        )
-    else:
+    if not has_source(args):
         return None
+    image_set = read_source(args)
     return data.make_dataset(image_set, image_size, batch_size=32, training=False)
 
 
@@ -98,8 +84,7 @@ def _check_flags(args):
             flag
             for flag, value in (
                 ("--quantize", args.quantize != "float32"),
-                ("--manifest", args.manifest),
-                ("--csv", args.csv),
+                ("calibration images", has_source(args)),
                 ("--int8-io", args.int8_io),
             )
             if value
@@ -109,9 +94,9 @@ def _check_flags(args):
                 f"{', '.join(given)} only apply to --format tflite. "
                 f"Received: --format {args.format}"
             )
-    elif (args.manifest or args.csv) and args.quantize != "int8":
+    elif has_source(args) and args.quantize != "int8":
         raise ValueError(
-            "Calibration images (--manifest, --csv) are used by --quantize int8 "
+            "Calibration images (--manifest, --csv, ...) are used by --quantize int8 "
             f"only. Received: --quantize {args.quantize}"
         )
     if args.format != "savedmodel" and (args.name or args.version is not None):
@@ -123,13 +108,9 @@ def _check_flags(args):
 
 def run(args):
     _check_flags(args)
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"No such model file: {args.model}")
-    import keras
+    from kmlc.saving import load_model
 
-    import kmlc  # noqa: F401  (registers kmlc's layers for loading)
-
-    model = keras.saving.load_model(args.model, compile=False)
+    model = load_model(args.model, compile=False)
     if args.format == "savedmodel":
         from kmlc.export import export_saved_model
 
