@@ -73,7 +73,6 @@ def demo_config(options, data_dir, preset, output_dir):
             backbone=options.backbone,
             image_size=options.image_size,
             node_dim=32,
-            top_k=5,
             graph_strategy="threshold",
             graph_tau=0.4,
         ),
