@@ -52,9 +52,13 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        # Library errors say what is wrong; no traceback for bad input.
-        print(f"kmlc {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, KeyError, OSError) as error:
+        # Library errors say what is wrong; no traceback for bad input
+        # (--verbose shows it).
+        if args.verbose:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"kmlc {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -204,6 +204,8 @@ class TrainConfig:
         threshold: the score threshold of the final report.
         verbose: Keras progress output: null (auto: a bar), 1 (a bar) or 2
             (one line an epoch, for logs).
+        overwrite: replace a finished run's results in `output_dir` (without
+            it, such a run is an error; an interrupted run always resumes).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -224,6 +226,7 @@ class TrainConfig:
     deterministic: bool = False
     threshold: float = 0.5
     verbose: typing.Optional[int] = None
+    overwrite: bool = False
 
     def validate(self):
         from kmlc.losses import LOSSES

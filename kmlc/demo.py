@@ -88,6 +88,7 @@ def demo_config(options, data_dir, preset, output_dir):
         tensorboard=False,
         seed=options.seed,
         verbose=2,
+        overwrite=True,  # a demo run again is run again
     ).validate()
 
 

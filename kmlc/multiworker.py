@@ -112,7 +112,7 @@ def train_multiworker(config):
         for variable, mean in zip(floating, worker_means(), strict=True):
             variable.assign(mean)
 
-    _, best_so_far = training.prepare_resume(output_dir, chief)
+    _, best_so_far = training.prepare_resume(output_dir, chief, config.overwrite)
     callbacks = training.make_callbacks(
         config,
         output_dir,

@@ -287,7 +287,7 @@ def _keep_epochs_before(csv_path, epoch):
     os.replace(f"{csv_path}.tmp", csv_path)
 
 
-def prepare_resume(output_dir, chief):
+def prepare_resume(output_dir, chief, overwrite=False):
     """Readies the output directory for a new or a resumed run.
 
     A run resumes when `backup/` holds an interrupted run's state. At each
@@ -298,13 +298,16 @@ def prepare_resume(output_dir, chief):
     (`best.keras` may hold one of those epochs), is the best checkpoint's
     threshold, so `best.keras` is never replaced by a worse model.
 
-    Without a backup the run is new: an earlier run's `history.csv` and
-    `best.keras` are removed, so that the new run neither appends to the
-    old history nor takes the old model as its best.
+    Without a backup the run is new. An earlier, finished run's results in
+    the same directory are never lost silently: with `overwrite` its
+    `history.csv`, `best.keras` and `model.keras` are removed (so that the
+    new run neither appends to the old history nor takes the old model as
+    its best); without it the run stops with an error naming them.
 
     Args:
         output_dir: str.
         chief: bool. Whether this process writes (others change nothing).
+        overwrite: bool. Replace a finished run's results.
 
     Returns:
         `(resumed, best)`: the epoch the backup resumes at (None: a new
@@ -317,14 +320,20 @@ def prepare_resume(output_dir, chief):
     if resumed is None:
         stale = [
             name
-            for name in ("history.csv", "best.keras")
+            for name in ("history.csv", "best.keras", "model.keras")
             if os.path.exists(os.path.join(output_dir, name))
         ]
+        if stale and not overwrite:
+            raise FileExistsError(
+                f"{output_dir} holds a finished run ({', '.join(stale)}) and no "
+                "backup to resume from: choose another output_dir, or set "
+                "overwrite: true (--set overwrite=true) to replace it."
+            )
         if stale:
             logger.warning(
-                "no backup in %s: starting a new run, removing the earlier run's %s",
+                "overwrite: removing the earlier run's %s from %s",
+                ", ".join(stale),
                 output_dir,
-                " and ".join(stale),
             )
             for name in stale:
                 os.remove(os.path.join(output_dir, name))
@@ -453,7 +462,7 @@ def train(config):
     steps = steps_in_epoch(config, len(train_set))
     with strategy.scope():
         model = build_compiled_model(config, graph, steps)
-    resumed, best_so_far = prepare_resume(output_dir, chief)
+    resumed, best_so_far = prepare_resume(output_dir, chief, config.overwrite)
     if resumed is not None:
         logger.info(
             "resuming from the backup in %s at epoch %d", output_dir, resumed + 1

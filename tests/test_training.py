@@ -366,13 +366,20 @@ def test_a_resumed_run_keeps_a_better_best_checkpoint(scenes_dir, tmp_path):
 
 
 def test_a_new_run_in_an_old_output_directory_starts_afresh(scenes_dir, tmp_path):
-    """Without a backup, a run is new: the old history and best model go."""
+    """Without a backup, a run is new: with overwrite the old results go."""
     output_dir = tmp_path / "run"
     output_dir.mkdir()
     write_history(output_dir / "history.csv", [(i, 1.0) for i in range(4)])
     old_hash = sentinel_model(output_dir / "best.keras")
 
-    result = kmlc.train(scenes_config(scenes_dir, output_dir, epochs=2))
+    # Without overwrite a finished run's results are never lost.
+    with pytest.raises(FileExistsError, match="holds a finished run.*history.csv"):
+        kmlc.train(scenes_config(scenes_dir, output_dir, epochs=2))
+    assert file_hash(output_dir / "best.keras") == old_hash
+
+    config = scenes_config(scenes_dir, output_dir, epochs=2)
+    config.overwrite = True
+    result = kmlc.train(config)
 
     history = read_history(output_dir / "history.csv")
     assert history["epoch"] == [0, 1]
