@@ -77,6 +77,17 @@ def test_keys_follow_the_images_through_the_pipeline(scenes_and_model):
     np.testing.assert_array_equal(labels, subset.multi_hot())
 
 
+def test_embed_names_a_bad_embedding_and_an_empty_dataset(scenes_and_model):
+    from kmlc.clustering import embed
+
+    image_set, model, _, _ = scenes_and_model
+    with pytest.raises(ValueError, match="Received: embedding='pixels'"):
+        embed(model, [], embedding="pixels")
+    empty = data.make_dataset(image_set, 32, 8, with_keys=True).take(0)
+    with pytest.raises(ValueError, match="no images to cluster"):
+        embed(model, empty)
+
+
 def test_cluster_vectors_checks_the_count():
     with pytest.raises(ValueError, match="between 2 and the number of images"):
         cluster_vectors(np.zeros((3, 2)), 5)

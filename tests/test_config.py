@@ -2,6 +2,7 @@
 `kmlc train` on a bad config (exit 2, the message, no traceback)."""
 
 import os
+import pathlib
 import textwrap
 
 import pytest
@@ -143,6 +144,26 @@ def test_absolute_and_environment_paths_are_kept(tmp_path, monkeypatch):
     config = load_config(write(tmp_path, text, name="c/run.yaml"))
     assert config.data.manifest == os.path.normpath("/abs/train.json")
     assert config.data.images == str(tmp_path / "elsewhere" / "images")
+
+
+def test_variables_with_defaults(tmp_path, monkeypatch):
+    text = VALID.replace(
+        "images: data/images", "images: ${KMLC_TEST_IMAGES:-fallback}/images"
+    )
+    path = write(tmp_path, text, name="c/run.yaml")
+    monkeypatch.delenv("KMLC_TEST_IMAGES", raising=False)
+    assert load_config(path).data.images == str(tmp_path / "c" / "fallback" / "images")
+    monkeypatch.setenv("KMLC_TEST_IMAGES", str(tmp_path / "set"))
+    assert load_config(path).data.images == str(tmp_path / "set" / "images")
+
+
+def test_the_shipped_configs_load(monkeypatch):
+    monkeypatch.setenv("KMLC_COREL5K", "/data/corel5k")
+    root = pathlib.Path(__file__).resolve().parents[1] / "training" / "configs"
+    configs = {path.stem: load_config(path) for path in sorted(root.glob("*.yaml"))}
+    assert set(configs) == {"corel5k", "voc2007", "coco2014"}
+    assert configs["corel5k"].data.manifest == "/data/corel5k/train.json"
+    assert configs["voc2007"].data.tfds_validation_split == "test"
 
 
 def test_override_paths_are_not_moved_to_the_config_directory(tmp_path):

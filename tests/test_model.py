@@ -264,3 +264,17 @@ def test_mixed_precision_builds_and_trains(heads):
     assert np.all(np.isfinite(loss))
     logits = model.predict(fx.images(), verbose=0)
     assert logits.dtype == "float32" and np.all(np.isfinite(logits))
+
+
+def test_set_graph_needs_a_gcn_head_and_the_right_size():
+    with pytest.raises(ValueError, match="has no 'gcn' head"):
+        fx.tiny_model("baseline").set_graph(fx.tiny_graph())
+    with pytest.raises(ValueError, match="graph has 3 labels but num_labels=6"):
+        fx.tiny_model("gcn").set_graph(np.eye(3))
+
+
+def test_small_cnn_has_no_imagenet_weights():
+    with pytest.raises(ValueError, match="SmallCNN has no ImageNet weights"):
+        kmlc.build_model(
+            6, fx.tiny_graph(), backbone="smallcnn", image_size=32, weights="imagenet"
+        )

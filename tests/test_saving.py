@@ -1,0 +1,39 @@
+"""`kmlc.load_model`: clear errors that name the file."""
+
+import keras
+import numpy as np
+import pytest
+
+import kmlc
+from tests import model_fixtures as fx
+
+
+def test_loads_a_kmlc_model(tmp_path):
+    model = fx.tiny_model("baseline")
+    model.save(tmp_path / "m.keras")
+    loaded = kmlc.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_array_equal(
+        loaded.predict(fx.images(), verbose=0), model.predict(fx.images(), verbose=0)
+    )
+
+
+def test_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Model file not found.*nope.keras"):
+        kmlc.load_model(tmp_path / "nope.keras")
+
+
+def test_names_a_file_that_is_not_a_keras_archive(tmp_path):
+    path = tmp_path / "broken.keras"
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match="Could not load a model from .*broken.keras"):
+        kmlc.load_model(path)
+    (tmp_path / "graph.npz").write_bytes(b"x")
+    with pytest.raises(ValueError, match="Expected a .keras model file.*graph.npz"):
+        kmlc.load_model(tmp_path / "graph.npz")
+
+
+def test_names_a_model_that_is_not_kmlcs(tmp_path):
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="holds a Sequential, not a kmlc"):
+        kmlc.load_model(tmp_path / "other.keras")
