@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -487,14 +488,19 @@ def train(config):
         steps,
         strategy.num_replicas_in_sync,
     )
-    history = model.fit(
-        train_ds.repeat() if config.steps_per_epoch else train_ds,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles
-        verbose="auto" if config.verbose is None else config.verbose,
-    )
+    with warnings.catch_warnings():
+        # The pipeline skips unreadable images, so its length is unknown
+        # until the first epoch ends, which Keras reports as running out of
+        # data: expected here, not a problem.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(
+            train_ds.repeat() if config.steps_per_epoch else train_ds,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles
+            verbose="auto" if config.verbose is None else config.verbose,
+        )
     return finish(
         model, validation_ds, output_dir, chief, config, history.history, train_ds
     )
