@@ -6,8 +6,9 @@ training split, then measures on its validation split (`kmlc.data.split`,
 10 %, seed 0: the same images every run) the Keras model, the SavedModel
 (`serving_images`), TFLite float32 / float16 / dynamic / int8 (calibrated on
 training images, through `kmlc.lite.Predictor`; int8 with kmlc's defaults
-(heads and `lite.INT8_FLOAT_OPS` left in float), with the heads quantized
-too, and with every op quantized) and ONNX (onnxruntime):
+(heads and `lite.INT8_FLOAT_OPS` computed in float, the heads' weights stored
+as int8), the same with float32 head weights, with the heads quantized too,
+and with every op quantized) and ONNX (onnxruntime):
 file size, CPU latency at batch 1 (median of 20 runs after 3 warm-ups, the
 formats taking turns run by run; all runtimes limited to `--threads`) and
 mAP. Prints one JSON object: the
@@ -182,13 +183,20 @@ def main():
     )
 
     calibration = data.make_dataset(train_set, image_size, 32, training=False)
-    # tflite_int8: kmlc's defaults (heads and lite.INT8_FLOAT_OPS in float);
+    # tflite_int8: kmlc's defaults (heads and lite.INT8_FLOAT_OPS computed in
+    # float, the heads' weights stored as int8); tflite_int8_float_weights:
+    # the same with the heads' weights stored as float32;
     # tflite_int8_int8_heads: the heads quantized too; tflite_int8_all_ops:
     # every op quantized.
-    variants = [(mode, mode, lite.INT8_FLOAT_OPS, True) for mode in lite.QUANTIZE_MODES]
-    variants.append(("int8_int8_heads", "int8", lite.INT8_FLOAT_OPS, False))
-    variants.append(("int8_all_ops", "int8", (), False))
-    for name, mode, float_ops, float_heads in variants:
+    variants = [
+        (mode, mode, lite.INT8_FLOAT_OPS, True, True) for mode in lite.QUANTIZE_MODES
+    ]
+    variants += [
+        ("int8_float_weights", "int8", lite.INT8_FLOAT_OPS, True, False),
+        ("int8_int8_heads", "int8", lite.INT8_FLOAT_OPS, False, True),
+        ("int8_all_ops", "int8", (), False, True),
+    ]
+    for name, mode, float_ops, float_heads, int8_weights in variants:
         path = lite.convert(
             version_dir,
             os.path.join(out, f"model_{name}.tflite"),
@@ -197,6 +205,7 @@ def main():
             num_calibration_samples=args.num_calibration_samples,
             float_ops=float_ops,
             float_heads=float_heads,
+            int8_weights=int8_weights,
         )
         predictor = lite.Predictor(path, num_threads=args.threads)
         measure(f"tflite_{name}", path, predictor.logits)
