@@ -589,13 +589,11 @@ def store_float_weights_as_int8(flatbuffer, min_elements=1024):
     Returns:
         bytes. The model; the same bytes if there was nothing to store.
     """
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
     empty_buffer = _empty_buffer(model, schema)
     int8_buffers = {}  # float32 buffer index -> (int8 buffer index, scale, axis)
-    dequantize_code = None
     for subgraph in model.subgraphs:
         boundary = set(subgraph.inputs) | set(subgraph.outputs)
         first_consumer = {}
@@ -636,12 +634,14 @@ def store_float_weights_as_int8(flatbuffer, min_elements=1024):
             subgraph.tensors.append(int8_tensor)
             # The float tensor becomes the DEQUANTIZE op's output.
             tensor.buffer = empty_buffer
-            if dequantize_code is None:
-                dequantize_code = _operator_code(
-                    model, schema, schema.BuiltinOperator.DEQUANTIZE, version=5
-                )
             op = schema.OperatorT()
-            op.opcodeIndex = dequantize_code
+            # TFLite's op versions: DEQUANTIZE from int8 is 2, 5 per channel.
+            op.opcodeIndex = _operator_code(
+                model,
+                schema,
+                schema.BuiltinOperator.DEQUANTIZE,
+                version=5 if len(scale) > 1 else 2,
+            )
             op.inputs = np.array([len(subgraph.tensors) - 1], dtype=np.int32)
             op.outputs = np.array([tensor_index], dtype=np.int32)
             inserted.setdefault(first_consumer[tensor_index], []).append(op)
@@ -659,9 +659,16 @@ def store_float_weights_as_int8(flatbuffer, min_elements=1024):
     for buffer_index in int8_buffers:
         if buffer_index not in still_read:
             model.buffers[buffer_index].data = None
-    builder = flatbuffers.Builder(len(flatbuffer))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     logger.info("Stored %d float32 constants as int8", len(int8_buffers))
+    return _pack(model, size_hint=len(flatbuffer))
+
+
+def _pack(model, size_hint):
+    """The flatbuffer bytes of a TFLite `ModelT`."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
 
@@ -692,7 +699,6 @@ def _operator_code(model, schema, builtin_code, version):
 
 def embed_metadata(flatbuffer, label_names, contract):
     """The model with the labels and contract as metadata and associated files."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     labels_text = "".join(f"{label}\n" for label in label_names).encode("utf-8")
@@ -714,13 +720,12 @@ def embed_metadata(flatbuffer, label_names, contract):
         entry.name = name
         entry.buffer = len(model.buffers) - 1
         model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(flatbuffer) + len(contract_json) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    packed = _pack(model, size_hint=len(flatbuffer) + len(contract_json) + 1024)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr(LABELS_FILE, labels_text)
         zf.writestr(CONTRACT_FILE, contract_json)
-    return bytes(builder.Output()) + archive.getvalue()
+    return packed + archive.getvalue()
 
 
 def read_metadata(tflite_path):
