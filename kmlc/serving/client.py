@@ -1,7 +1,6 @@
 """`Client`: predictions from a TF Serving (or `kmlc serve`) gRPC endpoint."""
 
 import logging
-import time
 
 import grpc
 import numpy as np
@@ -15,6 +14,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import status_pb2
 
 from kmlc.serving.errors import ServingError
+from kmlc.serving.errors import wait_before_retry
 from kmlc.serving.predictions import check_ranking
 from kmlc.serving.predictions import decode_strings
 from kmlc.serving.predictions import float_batch
@@ -254,17 +254,15 @@ class Client:
             except grpc.RpcError as error:
                 code = error.code()
                 if code == grpc.StatusCode.UNAVAILABLE and attempt <= self.retries:
-                    delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
-                    logger.info(
-                        "%s to %s: UNAVAILABLE (%s); retry %d of %d in %.2f s",
+                    wait_before_retry(
+                        logger,
                         method,
                         self.target,
-                        error.details(),
+                        f"UNAVAILABLE ({error.details()})",
                         attempt,
                         self.retries,
-                        delay,
+                        self.backoff,
                     )
-                    time.sleep(delay)
                     continue
                 raise ServingError(
                     method,

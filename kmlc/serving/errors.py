@@ -5,6 +5,11 @@ library can name them without importing grpc; the REST side maps them to
 HTTP statuses the way TF Serving's REST API does.
 """
 
+import time
+
+# The longest wait between two attempts of a client request, in seconds.
+MAX_BACKOFF_SECONDS = 8.0
+
 # TF Serving's REST API (model_servers/http_server.cc, ToHTTPStatusCode).
 HTTP_STATUS = {
     "OK": 200,
@@ -97,3 +102,21 @@ class ServingError(Exception):
             f"{method} for model {model_name!r} at {target} failed{tries}. "
             f"The server answered {status}: {details}"
         )
+
+
+def wait_before_retry(logger, method, target, details, attempt, retries, backoff):
+    """Logs a failed attempt, then sleeps `backoff * 2**(attempt - 1)` seconds.
+
+    The wait is capped at `MAX_BACKOFF_SECONDS`; both clients use it.
+    """
+    delay = min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+    logger.info(
+        "%s to %s: %s; retry %d of %d in %.2f s",
+        method,
+        target,
+        details,
+        attempt,
+        retries,
+        delay,
+    )
+    time.sleep(delay)

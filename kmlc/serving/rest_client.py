@@ -4,7 +4,6 @@ import base64
 import json
 import logging
 import socket
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,6 +12,7 @@ import numpy as np
 
 from kmlc.serving.errors import CODE_OF_HTTP_STATUS
 from kmlc.serving.errors import ServingError
+from kmlc.serving.errors import wait_before_retry
 from kmlc.serving.predictions import check_ranking
 from kmlc.serving.predictions import float_batch
 from kmlc.serving.predictions import rank_labels
@@ -200,17 +200,9 @@ class RestClient:
                 timed_out = isinstance(reason, (socket.timeout, TimeoutError))
                 code = "DEADLINE_EXCEEDED" if timed_out else "UNAVAILABLE"
             if retry and attempt <= self.retries:
-                delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
-                logger.info(
-                    "%s to %s: %s; retry %d of %d in %.2f s",
-                    method,
-                    url,
-                    details,
-                    attempt,
-                    self.retries,
-                    delay,
+                wait_before_retry(
+                    logger, method, url, details, attempt, self.retries, self.backoff
                 )
-                time.sleep(delay)
                 continue
             raise ServingError(
                 method,
