@@ -400,6 +400,29 @@ def test_cli_tflite(keras_file, tmp_path, capsys, quantize):
     assert predictor.label_names == LABELS
 
 
+@pytest.mark.parametrize(
+    "flags, int8_weights", [((), True), (("--float-weights",), False)]
+)
+def test_cli_tflite_dynamic_weights(keras_file, tmp_path, capsys, flags, int8_weights):
+    from kmlc.lite import Predictor
+
+    out = str(tmp_path / "dynamic.tflite")
+    code, _, err = run_cli(
+        capsys,
+        "--model",
+        keras_file,
+        "--format",
+        "tflite",
+        "--quantize",
+        "dynamic",
+        *flags,
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    assert Predictor(out).contract["int8_weights"] is int8_weights
+
+
 def test_cli_tflite_int8_calibrates_on_a_manifest(
     keras_file, tmp_path, capsys, corel5k_dir
 ):
@@ -425,6 +448,7 @@ def test_cli_tflite_int8_calibrates_on_a_manifest(
         str(corel5k_dir / "vocabulary.txt"),
         "--num-calibration-samples",
         "10",
+        "--int8-heads",
         "--out",
         out,
     )
@@ -432,6 +456,8 @@ def test_cli_tflite_int8_calibrates_on_a_manifest(
     assert stdout == out + "\n"
     predictor = Predictor(out)
     assert predictor.contract["quantize"] == "int8"
+    assert predictor.contract["float_heads"] is False
+    assert predictor.contract["int8_weights"] is True
     assert predictor.predict(random_images(1)).shape == (1, len(LABELS))
 
 
@@ -467,6 +493,12 @@ def test_cli_int8_without_calibration_data(keras_file, tmp_path, capsys):
         (
             ["--format", "tflite", "--quantize", "int8", "--manifest", "m.json"],
             "--manifest needs --images",
+        ),
+        (["--format", "onnx", "--int8-heads"], "--int8-heads only apply to"),
+        (["--format", "tflite", "--int8-heads"], "--int8-heads needs --quantize int8"),
+        (
+            ["--format", "tflite", "--quantize", "float16", "--float-weights"],
+            "--float-weights applies to --quantize int8 or dynamic",
         ),
     ],
 )

@@ -61,6 +61,18 @@ def register(subparsers):
     lite.add_argument(
         "--int8-io", action="store_true", help="int8 input and outputs (with int8)"
     )
+    lite.add_argument(
+        "--int8-heads",
+        action="store_true",
+        help="with int8: quantize the label heads too (smaller and faster, "
+        "but ranks labels worse; default: heads compute in float)",
+    )
+    lite.add_argument(
+        "--float-weights",
+        action="store_true",
+        help="with int8 or dynamic: keep the float ops' weights in float32 "
+        "(default: stored as int8, dequantized at load)",
+    )
     parser.add_argument(
         "--opset", type=int, default=17, help="onnx: the ONNX opset (default: 17)"
     )
@@ -86,6 +98,8 @@ def _check_flags(args):
                 ("--quantize", args.quantize != "float32"),
                 ("calibration images", has_source(args)),
                 ("--int8-io", args.int8_io),
+                ("--int8-heads", args.int8_heads),
+                ("--float-weights", args.float_weights),
             )
             if value
         ]
@@ -98,6 +112,15 @@ def _check_flags(args):
         raise ValueError(
             "Calibration images (--manifest, --csv, ...) are used by --quantize int8 "
             f"only. Received: --quantize {args.quantize}"
+        )
+    elif args.int8_heads and args.quantize != "int8":
+        raise ValueError(
+            f"--int8-heads needs --quantize int8. Received: --quantize {args.quantize}"
+        )
+    elif args.float_weights and args.quantize not in ("int8", "dynamic"):
+        raise ValueError(
+            "--float-weights applies to --quantize int8 or dynamic (the others "
+            f"store no int8 weights). Received: --quantize {args.quantize}"
         )
     if args.format != "savedmodel" and (args.name or args.version is not None):
         raise ValueError(
@@ -127,6 +150,8 @@ def run(args):
             representative_data=_calibration_data(args, model_image_size(model)),
             num_calibration_samples=args.num_calibration_samples,
             int8_io=args.int8_io,
+            float_heads=not args.int8_heads,
+            int8_weights=not args.float_weights,
         )
     else:
         from kmlc.onnx_export import export_onnx
