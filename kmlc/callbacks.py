@@ -6,10 +6,12 @@
 epoch's logs for the callbacks after it (checkpointing, early stopping,
 CSV and TensorBoard logs). `TrainingCurves` redraws the training curves as a
 PNG after every epoch. `SkippedImagesReport` adds the count of skipped
-images to the logs.
+images to the logs. `ResumedEarlyStopping` continues an interrupted run's
+early-stopping count.
 """
 
 import logging
+import math
 import os
 
 import keras
@@ -148,3 +150,45 @@ class SkippedImagesReport(keras.callbacks.Callback):
                 ", ".join(new[:20]) + (" ..." if len(new) > 20 else ""),
             )
             self._reported = count
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that continues the count of an interrupted run.
+
+    Keras' `EarlyStopping` starts counting anew in every `fit`, so a run
+    resumed from its backup would wait up to `patience` epochs more than
+    asked. This one first replays the monitored values of the epochs
+    already done, as `EarlyStopping` would have seen them.
+
+    Args:
+        previous: sequence of float. The monitored value of each epoch done
+            (epoch order; NaN for an epoch without one).
+        **kwargs: `keras.callbacks.EarlyStopping`'s arguments.
+    """
+
+    def __init__(self, previous=(), **kwargs):
+        super().__init__(**kwargs)
+        self.previous = [float(value) for value in previous]
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for epoch, value in enumerate(self.previous):
+            if math.isnan(value) or epoch < self.start_from_epoch:
+                continue
+            self.wait += 1
+            if self._is_improvement(value, self.best):
+                self.best = value
+                self.best_epoch = epoch
+                if self.baseline is None or self._is_improvement(value, self.baseline):
+                    self.wait = 0
+        if self.previous:
+            logger.info(
+                "early stopping resumed: best %s %.4f at epoch %d, %d epoch(s) "
+                "without improvement",
+                self.monitor,
+                float(self.best) if self.best is not None else float("nan"),
+                self.best_epoch + 1,
+                self.wait,
+            )

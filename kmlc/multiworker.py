@@ -112,6 +112,8 @@ def train_multiworker(config):
         for variable, mean in zip(floating, worker_means(), strict=True):
             variable.assign(mean)
 
+    # Early stopping restarts its count on resume here: only the chief has
+    # the history it would continue from, and the workers must decide alike.
     _, best_so_far = training.prepare_resume(output_dir, chief, config.overwrite)
     callbacks = training.make_callbacks(
         config,

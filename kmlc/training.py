@@ -266,6 +266,23 @@ def _best_so_far(csv_path, monitor="val_mAP"):
     return max(values) if values else None
 
 
+def monitored_per_epoch(csv_path, num_epochs, monitor="val_mAP"):
+    """`monitor` of epochs `0 .. num_epochs - 1` in a CSV log (NaN if missing)."""
+    values = [math.nan] * num_epochs
+    if not os.path.exists(csv_path):
+        return values
+    try:
+        history = plots.read_history(csv_path)
+    except OSError:
+        return values
+    column = history.get(monitor, [])
+    epochs = history.get("epoch") or range(len(column))
+    for epoch, value in zip(epochs, column, strict=False):
+        if not math.isnan(epoch) and 0 <= int(epoch) < num_epochs:
+            values[int(epoch)] = value
+    return values
+
+
 def _keep_epochs_before(csv_path, epoch):
     """Drops the rows of `epoch` and later from a CSVLogger file."""
     if not os.path.exists(csv_path):
@@ -353,13 +370,16 @@ def make_callbacks(
     loss,
     predict_fn=None,
     best_so_far=None,
+    previous_val_map=(),
 ):
     """The run's callbacks, in the order their logs and files need.
 
     `ValidationMetrics` comes first (the others read its `val_mAP`); the
     backup comes last, after the CSV row and the best checkpoint of the
     epoch are written (see `prepare_resume`). `best_so_far` is the best
-    checkpoint's threshold (a resumed run's best `val_mAP`).
+    checkpoint's threshold (a resumed run's best `val_mAP`);
+    `previous_val_map` the `val_mAP` of each epoch a resumed run has done,
+    from which early stopping continues its count.
     """
     path = lambda name: os.path.join(output_dir, name)  # noqa: E731
     callbacks = [
@@ -368,7 +388,8 @@ def make_callbacks(
     ]
     if config.early_stopping_patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(
+            callbacks_lib.ResumedEarlyStopping(
+                previous=previous_val_map,
                 monitor="val_mAP",
                 mode="max",
                 patience=config.early_stopping_patience,
@@ -464,9 +485,13 @@ def train(config):
     with strategy.scope():
         model = build_compiled_model(config, graph, steps)
     resumed, best_so_far = prepare_resume(output_dir, chief, config.overwrite)
+    previous_val_map = ()
     if resumed is not None:
         logger.info(
             "resuming from the backup in %s at epoch %d", output_dir, resumed + 1
+        )
+        previous_val_map = monitored_per_epoch(
+            os.path.join(output_dir, "history.csv"), resumed
         )
     loss = get_loss(config.loss)
     callbacks = make_callbacks(
@@ -477,6 +502,7 @@ def train(config):
         chief,
         loss,
         best_so_far=best_so_far,
+        previous_val_map=previous_val_map,
     )
     logger.info(
         "training %s (%s, %s px, heads %s) for %d epochs of %d steps on %d replica(s)",

@@ -365,6 +365,37 @@ def test_a_resumed_run_keeps_a_better_best_checkpoint(scenes_dir, tmp_path):
     assert not (output_dir / "backup").exists()
 
 
+def test_a_resumed_run_continues_the_early_stopping_count(scenes_dir, tmp_path):
+    """Epoch 0 scored 1.0 (unbeatable) and epoch 1 did not beat it: with
+    patience 1 the resumed run stops after its first epoch, as the
+    uninterrupted run would have, instead of counting anew."""
+    output_dir = tmp_path / "run"
+    (output_dir / "backup").mkdir(parents=True)
+    (output_dir / "backup" / "training_metadata.json").write_text(
+        json.dumps({"epoch": 2, "batch": 0})
+    )
+    write_history(output_dir / "history.csv", [(0, 1.0), (1, 0.3)])
+    sentinel_model(output_dir / "best.keras")
+    config = scenes_config(scenes_dir, output_dir, epochs=6)
+    config.early_stopping_patience = 1
+
+    result = kmlc.train(config)
+
+    assert len(result.history["loss"]) == 1
+    assert read_history(output_dir / "history.csv")["epoch"] == [0, 1, 2]
+
+
+def test_monitored_per_epoch(tmp_path):
+    from kmlc.training import monitored_per_epoch
+
+    path = tmp_path / "history.csv"
+    write_history(path, [(0, 0.3), (1, 0.5), (3, 0.4)])  # epoch 2's row lost
+    values = monitored_per_epoch(str(path), 4)
+    assert values[:2] == [0.3, 0.5] and values[3] == 0.4
+    assert np.isnan(values[2])
+    assert all(np.isnan(monitored_per_epoch(str(tmp_path / "none.csv"), 2)))
+
+
 def test_a_new_run_in_an_old_output_directory_starts_afresh(scenes_dir, tmp_path):
     """Without a backup, a run is new: with overwrite the old results go."""
     output_dir = tmp_path / "run"
