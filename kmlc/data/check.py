@@ -23,7 +23,10 @@ def check(image_set, min_side=8, progress=False):
     - `"no-labels"`: images without any label;
     - `"duplicate-key"`: a key listed more than once (one problem per key);
     - `"duplicate-content"`: an image whose bytes equal an earlier
-      image's (by 64-bit fingerprint; one problem per extra copy).
+      image's (by 64-bit fingerprint; one problem per extra copy);
+    - `"corrupt-shard"`: a TFRecord shard that cannot be read to its end,
+      and a `"missing"` problem for each image listed in the data set's
+      labels that no shard delivered.
 
     Args:
         image_set: `ImageSet`.
@@ -65,7 +68,10 @@ def check(image_set, min_side=8, progress=False):
             tf.cond(x["ok"], lambda: tf.constant(b""), lambda: x["image"]),
         )
     )
+    if hasattr(image_set.source, "verify"):
+        problems.extend(image_set.source.verify())
     first_with_hash = {}
+    seen = set()
     records = tqdm.tqdm(
         scanned.as_numpy_iterator(),
         total=len(image_set),
@@ -76,6 +82,7 @@ def check(image_set, min_side=8, progress=False):
     for name, key, ok, fingerprint, image in records:
         name = name.decode("utf-8", "replace")
         key = key.decode("utf-8", "replace")
+        seen.add(key)
         if not ok:
             found = diagnose_image(image, image_is_path, min_side)
             kind, reason = found or ("unreadable", "could not be read (transient?)")
@@ -86,4 +93,15 @@ def check(image_set, min_side=8, progress=False):
             problems.append(
                 Problem("duplicate-content", name, f"same bytes as {original}", key=key)
             )
+    if image_set.source.streams:
+        for key in image_set.keys:
+            if key not in seen:
+                problems.append(
+                    Problem(
+                        "missing",
+                        image_set.name(key),
+                        "listed in the labels but not found in any shard",
+                        key=key,
+                    )
+                )
     return sorted(problems, key=lambda problem: (problem.name, problem.kind))

@@ -10,6 +10,7 @@ KINDS = (
     "no-labels",
     "duplicate-key",
     "duplicate-content",
+    "corrupt-shard",
 )
 
 
@@ -22,9 +23,11 @@ class Problem:
             `"unreadable"` (cannot be decoded), `"too-small"` (smaller than
             the minimum side), `"unknown-label"` (a label outside the
             vocabulary), `"no-labels"`, `"duplicate-key"` (the same key
-            twice), `"duplicate-content"` (the same bytes as another image).
+            twice), `"duplicate-content"` (the same bytes as another image),
+            `"corrupt-shard"` (a TFRecord shard that cannot be read to its
+            end).
         name: str. The file it concerns (its path for images read from
-            files, its key otherwise).
+            files and for shards, its key otherwise).
         detail: str. What is wrong, in words.
         key: str, optional. The image's key in its `ImageSet`.
 

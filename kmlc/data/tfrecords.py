@@ -25,6 +25,7 @@ import tqdm
 from kmlc.data.image_set import ImageSet
 from kmlc.data.image_set import matrix_from_indices
 from kmlc.data.label_vocabulary import LabelVocabulary
+from kmlc.data.problem import Problem
 
 SHARD_NAME = "images-{index:05d}-of-{count:05d}.tfrecord"
 SHARD_PATTERN = re.compile(r"images-(\d{5})-of-(\d{5})\.tfrecord")
@@ -229,11 +230,41 @@ class TFRecordSource:
             return example["image/encoded"], multi_hot, example["image/key"]
 
         return files.interleave(
-            tf.data.TFRecordDataset,
+            _shard_records,
             cycle_length=min(len(self.files), 16),
             block_length=1,
             num_parallel_calls=tf.data.AUTOTUNE,
         ).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def verify(self):
+        """Reads every shard to its end; a `"corrupt-shard"` problem for each
+        shard that cannot be (a bad checksum or length, a truncated file).
+        """
+        problems = []
+        for path in self.files:
+            count = 0
+            try:
+                for _ in tf.data.TFRecordDataset(path):
+                    count += 1
+            except tf.errors.OpError as error:
+                problems.append(
+                    Problem(
+                        "corrupt-shard",
+                        path,
+                        f"unreadable after record {count} ({error.message}); "
+                        "training skips the rest of this shard",
+                    )
+                )
+        return problems
+
+
+def _shard_records(path):
+    """The records of one shard, up to the first unreadable one.
+
+    A corrupt or truncated shard ends early instead of failing the whole
+    pipeline (TensorFlow logs a warning); `kmlc data check` names it.
+    """
+    return tf.data.TFRecordDataset(path).ignore_errors(log_warning=True)
 
 
 def _example(data, indices, key):

@@ -132,3 +132,59 @@ def test_bad_shard_counts(written, tmp_path):
         pack(image_set, tmp_path / "a", num_shards=0)
     with pytest.raises(ValueError, match="shard_size must be at least 1"):
         pack(image_set, tmp_path / "b", shard_size=0)
+
+
+def _record_data_offsets(shard_bytes):
+    """Where each record's payload starts in a TFRecord file (its framing:
+    uint64 length, uint32 length CRC, payload, uint32 payload CRC)."""
+    offsets, at = [], 0
+    while at < len(shard_bytes):
+        length = int.from_bytes(shard_bytes[at : at + 8], "little")
+        offsets.append(at + 12)
+        at += 12 + length + 4
+    return offsets
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
+def test_a_corrupt_shard_is_skipped_from_the_bad_record_and_named(
+    packed, tmp_path, damage
+):
+    import shutil
+
+    import tensorflow as tf
+
+    from kmlc.data import check
+
+    out = tmp_path / "packed"
+    shutil.copytree(packed.out_dir, out)
+    shard = out / "images-00001-of-00003.tfrecord"
+    keys_in_shard = [
+        tf.train.Example.FromString(record.numpy())
+        .features.feature["image/key"]
+        .bytes_list.value[0]
+        .decode()
+        for record in tf.data.TFRecordDataset(str(shard))
+    ]
+    assert len(keys_in_shard) == 4
+    data = bytearray(shard.read_bytes())
+    third = _record_data_offsets(data)[2]
+    if damage == "flipped byte":
+        data[third + 10] ^= 0xFF
+    else:
+        data = data[: third + 10]
+    shard.write_bytes(bytes(data))
+    lost = set(keys_in_shard[2:])
+
+    image_set = read_tfrecords(out)
+    read = {key.decode() for _, _, key in image_set.dataset().as_numpy_iterator()}
+    assert read == set(image_set.keys) - lost
+
+    problems = check(image_set)
+    (corrupt,) = [p for p in problems if p.kind == "corrupt-shard"]
+    assert corrupt.name == str(shard)
+    assert corrupt.detail.startswith("unreadable after record 2 (")
+    assert {p.key for p in problems if p.kind == "missing"} == lost
+    # Nothing else changed: the intact copy's problems (no-labels) remain.
+    intact = check(read_tfrecords(packed.out_dir))
+    new = [p for p in problems if p not in intact]
+    assert len(new) == 1 + len(lost)
