@@ -155,6 +155,12 @@ class MeanAveragePrecision(keras.metrics.Metric):
     result then covers the first `max_samples` rows only, so size the
     buffer to the evaluation set. Batches must not exceed `max_samples`.
 
+    `sample_weight` (one weight per image, `[B]` or `[B, 1]`) weighs each
+    image in every label's precision and recall, as scikit-learn's
+    `average_precision_score(..., sample_weight=w)` does; a label counts in
+    the mean when its positives' weights sum above zero. Keras passes the
+    weights of `fit`/`evaluate` to `compile(weighted_metrics=...)` only.
+
     Under a `tf.distribute` strategy with several replicas each replica
     fills its own buffer; there use `kmlc.callbacks.ValidationMetrics`,
     which is exact under any strategy (kmlc's training does).
@@ -179,6 +185,12 @@ class MeanAveragePrecision(keras.metrics.Metric):
         self.labels = self.add_variable(
             shape=shape, initializer="zeros", dtype="float32", name="labels"
         )
+        self.weights_buffer = self.add_variable(
+            shape=(self.max_samples,),
+            initializer="zeros",
+            dtype="float32",
+            name="sample_weights",
+        )
         self.count = self.add_variable(
             shape=(), initializer="zeros", dtype="int32", name="count"
         )
@@ -195,6 +207,18 @@ class MeanAveragePrecision(keras.metrics.Metric):
                 f"Received: y_pred of shape {y_pred.shape}"
             )
         batch = ops.shape(y_pred)[0]
+        if sample_weight is None:
+            sample_weight = ops.ones((batch,), "float32")
+        else:
+            sample_weight = ops.cast(sample_weight, "float32")
+            if len(sample_weight.shape) == 2 and sample_weight.shape[-1] == 1:
+                sample_weight = ops.squeeze(sample_weight, axis=-1)
+            if len(sample_weight.shape) != 1:
+                raise ValueError(
+                    "MeanAveragePrecision takes one sample weight per image, "
+                    "of shape [batch] or [batch, 1]. Received: sample_weight "
+                    f"of shape {sample_weight.shape}"
+                )
         capacity = self.max_samples
         # Variables are read into tensors first: JAX's slicing primitives do
         # not accept Keras variables.
@@ -207,14 +231,18 @@ class MeanAveragePrecision(keras.metrics.Metric):
         rows = ops.arange(batch)
         new = (rows >= shift) & (rows < shift + keep)
         source = ops.clip(rows - shift, 0, batch - 1)
-        for buffer, values in ((self.scores, y_pred), (self.labels, y_true)):
+        for buffer, values in (
+            (self.scores, y_pred),
+            (self.labels, y_true),
+            (self.weights_buffer, sample_weight),
+        ):
             stored = ops.convert_to_tensor(buffer)
-            old = ops.slice(stored, (write_at, 0), (batch, self.num_labels))
+            start = (write_at,) + (0,) * (len(buffer.shape) - 1)
+            old = ops.slice(stored, start, (batch,) + tuple(buffer.shape[1:]))
             moved = ops.take(values, source, axis=0)
+            keep_new = ops.reshape(new, (-1,) + (1,) * (len(buffer.shape) - 1))
             buffer.assign(
-                ops.slice_update(
-                    stored, (write_at, 0), ops.where(new[:, None], moved, old)
-                )
+                ops.slice_update(stored, start, ops.where(keep_new, moved, old))
             )
         self.count.assign(count + keep)
         self.num_dropped.assign(self.num_dropped + batch - keep)
@@ -226,11 +254,18 @@ class MeanAveragePrecision(keras.metrics.Metric):
         # and add nothing.
         scores = ops.where(valid, ops.convert_to_tensor(self.scores), -np.inf)
         labels = ops.where(valid, ops.convert_to_tensor(self.labels), 0.0)
+        weights = ops.where(
+            valid, ops.convert_to_tensor(self.weights_buffer)[:, None], 0.0
+        )
         order = ops.argsort(-scores, axis=0)
         scores = ops.take_along_axis(scores, order, axis=0)
-        labels = ops.take_along_axis(labels, order, axis=0)
-        ranks = ops.cast(ops.arange(1, n + 1), "float32")[:, None]
-        precision = ops.cumsum(labels, axis=0) / ranks
+        weights = ops.take_along_axis(
+            ops.broadcast_to(weights, (n, num_labels)), order, axis=0
+        )
+        # Weighted positives; with unit weights, the labels themselves.
+        labels = ops.take_along_axis(labels, order, axis=0) * weights
+        seen = ops.maximum(ops.cumsum(weights, axis=0), 1e-12)
+        precision = ops.cumsum(labels, axis=0) / seen
         # sklearn steps only at distinct scores: within a run of ties every
         # item gets the precision at the run's end. Runs are numbered per
         # column and offset so that one segment_sum serves all labels.
@@ -247,7 +282,7 @@ class MeanAveragePrecision(keras.metrics.Metric):
         )
         precision_at_end = ops.reshape(ops.take(end_precision, segment), (n, -1))
         positives = ops.sum(labels, axis=0)
-        ap = ops.sum(labels * precision_at_end, axis=0) / ops.maximum(positives, 1.0)
+        ap = ops.sum(labels * precision_at_end, axis=0) / ops.maximum(positives, 1e-12)
         present = ops.cast(positives > 0, "float32")
         return ops.sum(ap * present) / ops.maximum(ops.sum(present), 1.0)
 
@@ -255,6 +290,7 @@ class MeanAveragePrecision(keras.metrics.Metric):
         shape = (self.max_samples, self.num_labels)
         self.scores.assign(ops.zeros(shape, "float32"))
         self.labels.assign(ops.zeros(shape, "float32"))
+        self.weights_buffer.assign(ops.zeros((self.max_samples,), "float32"))
         self.count.assign(0)
         self.num_dropped.assign(0)
 

@@ -226,6 +226,41 @@ def test_keras_metric_eager_equals_sklearn(kwargs):
     assert int(metric.num_dropped.value) == 0
 
 
+@pytest.mark.parametrize("shape", ["[B]", "[B, 1]"])
+def test_keras_metric_sample_weight_equals_sklearn(shape):
+    y, scores = _data(ties=True, empty_labels=(5,))
+    weights = np.random.default_rng(3).uniform(0, 2, len(y)).astype("float32")
+    weights[[4, 9]] = 0.0  # images that do not count at all
+    y[1, :] = 1  # positives with a non-zero weight in every label but 5
+    y[:, 5] = 0
+    metric = MeanAveragePrecision(8, max_samples=100)
+    start = 0
+    for size in BATCHES:
+        w = weights[start : start + size]
+        metric.update_state(
+            y[start : start + size],
+            scores[start : start + size],
+            sample_weight=w if shape == "[B]" else w[:, None],
+        )
+        start += size
+    expected = np.mean(
+        [
+            average_precision_score(y[:, d], scores[:, d], sample_weight=weights)
+            for d in range(8)
+            if d != 5
+        ]
+    )
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-5)
+    # Unweighted, the result differs: the weights did change something.
+    assert abs(_sklearn_map(y, scores) - expected) > 1e-3
+
+
+def test_keras_metric_per_label_weights_are_refused():
+    metric = MeanAveragePrecision(8, max_samples=10)
+    with pytest.raises(ValueError, match=r"one sample weight per image.*\(2, 8\)"):
+        metric.update_state(np.zeros((2, 8)), np.zeros((2, 8)), np.ones((2, 8)))
+
+
 def test_keras_metric_reset_state():
     y, scores = _data(ties=True)
     metric = MeanAveragePrecision(8, max_samples=100)
@@ -266,6 +301,23 @@ def test_keras_metric_in_model_evaluate():
     for _ in range(2):  # evaluate resets the metric each time
         result = model.evaluate(scores, y, batch_size=16, verbose=0, return_dict=True)
         assert result["mAP"] == pytest.approx(expected, abs=1e-5)
+    # Keras passes sample weights to `weighted_metrics` only.
+    model.compile(
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        weighted_metrics=[MeanAveragePrecision(8, max_samples=100)],
+    )
+    weights = np.linspace(0.5, 2.0, len(y)).astype("float32")
+    result = model.evaluate(
+        scores, y, sample_weight=weights, batch_size=16, verbose=0, return_dict=True
+    )
+    weighted = np.mean(
+        [
+            average_precision_score(y[:, d], scores[:, d], sample_weight=weights)
+            for d in range(8)
+            if y[:, d].any()
+        ]
+    )
+    assert result["mAP"] == pytest.approx(weighted, abs=1e-5)
 
 
 def test_keras_metric_config_round_trip():
