@@ -1,6 +1,7 @@
 """Distributed training: MirroredStrategy over two logical CPU devices gives
 one device's weights; two MultiWorkerMirroredStrategy workers on localhost
-agree, and only the chief writes."""
+agree, only the chief writes, and killed together they resume from the
+chief's backup."""
 
 import json
 import os
@@ -9,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -169,10 +171,10 @@ VAL_MAP = re.compile(
 )
 
 
-def test_two_workers_agree_and_only_the_chief_writes(tmp_path):
+def write_multiworker_config(tmp_path, epochs):
+    """A small synthetic data set and a training config for it."""
     data_dir = tmp_path / "data"
     synthetic.write_dataset(data_dir, 64, size=32, seed=1)
-    epochs = 2
     config = {
         "data": {
             "format": "manifest",
@@ -198,53 +200,76 @@ def test_two_workers_agree_and_only_the_chief_writes(tmp_path):
     }
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes, logs = [], []
+    return config_path
+
+
+def start_workers(config_path, output_dirs, log_paths):
+    """`kmlc train --strategy multiworker` in one process per output dir."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(len(output_dirs))]
+    processes = []
+    for index, (output_dir, log_path) in enumerate(
+        zip(output_dirs, log_paths, strict=True)
+    ):
+        tf_config = {
+            "cluster": {"worker": workers},
+            "task": {"type": "worker", "index": index},
+        }
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps(tf_config),
+            TF_CPP_MIN_LOG_LEVEL="3",
+            CUDA_VISIBLE_DEVICES="",
+            PYTHONUNBUFFERED="1",
+        )
+        log = open(log_path, "w")  # noqa: SIM115
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kmlc.cli",
+                "train",
+                "--config",
+                str(config_path),
+                "--strategy",
+                "multiworker",
+                "--output-dir",
+                str(output_dir),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        process.log = log
+        processes.append(process)
+    return processes
+
+
+def stop_workers(processes, timeout=400, kill=False):
+    """Waits for (or SIGKILLs) the workers; returns their logs' texts."""
     try:
-        for index in range(2):
-            tf_config = {
-                "cluster": {"worker": workers},
-                "task": {"type": "worker", "index": index},
-            }
-            env = dict(
-                os.environ,
-                TF_CONFIG=json.dumps(tf_config),
-                TF_CPP_MIN_LOG_LEVEL="3",
-                CUDA_VISIBLE_DEVICES="",
-                PYTHONUNBUFFERED="1",
-            )
-            log = open(tmp_path / f"worker{index}.log", "w")  # noqa: SIM115
-            logs.append(log)
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "kmlc.cli",
-                        "train",
-                        "--config",
-                        str(config_path),
-                        "--strategy",
-                        "multiworker",
-                        "--output-dir",
-                        str(tmp_path / f"out{index}"),
-                    ],
-                    cwd=REPO_ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
         for process in processes:
-            process.wait(timeout=400)
+            if kill:
+                process.kill()
+            process.wait(timeout=timeout)
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        for log in logs:
-            log.close()
-    texts = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+            process.log.close()
+    return [pathlib.Path(process.log.name).read_text() for process in processes]
+
+
+def test_two_workers_agree_and_only_the_chief_writes(tmp_path):
+    epochs = 2
+    config_path = write_multiworker_config(tmp_path, epochs)
+    processes = start_workers(
+        config_path,
+        [tmp_path / "out0", tmp_path / "out1"],
+        [tmp_path / "worker0.log", tmp_path / "worker1.log"],
+    )
+    texts = stop_workers(processes)
     for process, text in zip(processes, texts, strict=True):
         assert process.returncode == 0, text[-4000:]
 
@@ -267,3 +292,47 @@ def test_two_workers_agree_and_only_the_chief_writes(tmp_path):
     np.testing.assert_allclose(history["val_mAP"], logged, atol=5e-5)
     metrics = json.loads((chief / "metrics.json").read_text())
     assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
+
+
+def test_two_killed_workers_resume_from_the_chiefs_backup(tmp_path):
+    """Both workers SIGKILLed after the backup holds epoch 2, then started
+    again with the same command: they resume at the backup's epoch, agree,
+    and the run ends with every epoch in its history once. The output
+    directory is shared, as on a cluster's shared file system."""
+    epochs = 4
+    config_path = write_multiworker_config(tmp_path, epochs)
+    shared = tmp_path / "shared"
+    metadata = shared / "backup" / "training_metadata.json"
+
+    def backup_epoch():
+        try:
+            return json.loads(metadata.read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    logs = [tmp_path / "first0.log", tmp_path / "first1.log"]
+    first = start_workers(config_path, [shared, shared], logs)
+    deadline = time.monotonic() + 300
+    try:
+        while (backup_epoch() or 0) < 2:
+            assert all(p.poll() is None for p in first), logs[0].read_text()[-4000:]
+            assert time.monotonic() < deadline, "no backup of epoch 2 in time"
+            time.sleep(0.02)
+    finally:
+        stop_workers(first, timeout=30, kill=True)
+    killed_at = backup_epoch()
+    assert killed_at in (2, 3)
+    assert not (shared / "metrics.json").exists()
+
+    logs = [tmp_path / "second0.log", tmp_path / "second1.log"]
+    texts = stop_workers(start_workers(config_path, [shared, shared], logs))
+    for text in texts:
+        assert f"resuming from the backup at epoch {killed_at + 1}" in text, text
+        ran = [int(epoch) for epoch in re.findall(r"epoch (\d+)/4: ", text)]
+        assert ran == list(range(killed_at + 1, epochs + 1)), text  # none twice
+    fingerprints = [FINGERPRINT.findall(text)[0][1:] for text in texts]
+    assert fingerprints[0] == fingerprints[1]
+    history = read_history(shared / "history.csv")
+    assert history["epoch"] == list(range(epochs))
+    assert not (shared / "backup").exists()
+    assert (shared / "metrics.json").exists()
