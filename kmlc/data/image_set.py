@@ -102,7 +102,9 @@ class ImageSet:
         labels: uint8 `[N, D]` multi-hot: a numpy array, or a
             `scipy.sparse.csr_matrix` when `N * D > 2**26`.
         source: where the images are: `FileSource` for files, or the
-            source of a streaming reader (TFRecords, TFDS).
+            source of a streaming reader (TFRecords, TFDS). A source may
+            have `verify()`, returning the `Problem`s of its own files
+            (`TFRecordSource`: corrupt shards), which `check` reports.
         problems: tuple of `Problem`. What the reader found and tolerated
             (with `unknown_labels="report"`). Defaults to `()`.
         selected: bool. Whether this is a subset of a streaming source's
