@@ -15,16 +15,18 @@ are then stored as int8 and dequantized once at load
 (`store_float_weights_as_int8`), so the file is about a quarter of the
 float32 one while the label ranking stays close to float's.
 
-Metadata: the MediaPipe / tflite-support metadata writers could not be used
-(tflite-support needs protobuf < 4, beside TF 2.21's protobuf; mediapipe
-1.2.x installs but its metadata writer imports a compiled module the wheel
-no longer ships), so kmlc embeds the labels and the input contract itself,
-in two standard places:
+Metadata: the tflite-support and MediaPipe metadata writers cannot run
+beside TF 2.21 (tflite-support needs protobuf < 4; MediaPipe 1.2's writer
+imports a compiled module its wheel does not ship), so kmlc embeds the
+labels and the input contract itself:
 
-- TFLite model metadata entries (`Model.metadata`, name -> buffer):
-  `kmlc_contract` (JSON: input size, dtype, RGB, range 0..255, normalisation
-  mean 0 std 1, quantization, outputs, label file) and `kmlc_labels` (the
-  labels, one a line);
+- `TFLITE_METADATA` (`kmlc.tflite_metadata`): the standard model metadata
+  flatbuffer (`metadata_schema.fbs`) that MediaPipe's image classifier
+  task reads (RGB input, normalisation mean 0 std 1 on 0..255 pixels, and
+  `labels.txt` as each output's label file);
+- TFLite model metadata entries `kmlc_contract` (JSON: input size, dtype,
+  RGB, range 0..255, normalisation, quantization, outputs, label file) and
+  `kmlc_labels` (the labels, one a line), which `Predictor` reads;
 - associated files, appended to the flatbuffer as a zip archive (as
   tflite-support's populator does): `labels.txt` and `kmlc_contract.json`.
 
@@ -47,6 +49,7 @@ import keras
 import numpy as np
 
 from kmlc import export as export_lib
+from kmlc import tflite_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -704,14 +707,14 @@ def embed_metadata(flatbuffer, label_names, contract):
     labels_text = "".join(f"{label}\n" for label in label_names).encode("utf-8")
     contract_json = json.dumps(contract, indent=2).encode("utf-8")
     model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    ours = (CONTRACT_METADATA, LABELS_METADATA, tflite_metadata.METADATA_NAME)
     model.metadata = [
-        entry
-        for entry in (model.metadata or [])
-        if entry.name.decode() not in (CONTRACT_METADATA, LABELS_METADATA)
+        entry for entry in (model.metadata or []) if entry.name.decode() not in ours
     ]
     for name, data in (
         (CONTRACT_METADATA, contract_json),
         (LABELS_METADATA, labels_text),
+        (tflite_metadata.METADATA_NAME, _task_metadata(model, contract)),
     ):
         buffer = schema.BufferT()
         buffer.data = np.frombuffer(data, dtype=np.uint8)
@@ -726,6 +729,34 @@ def embed_metadata(flatbuffer, label_names, contract):
         zf.writestr(LABELS_FILE, labels_text)
         zf.writestr(CONTRACT_FILE, contract_json)
     return packed + archive.getvalue()
+
+
+def _task_metadata(model, contract):
+    """The `TFLITE_METADATA` that MediaPipe's image classifier reads."""
+    (signature,) = model.signatureDefs
+    names = {int(t.tensorIndex): t.name.decode() for t in signature.outputs}
+    normalization = contract["input"]["normalization"]
+    low, high = contract["input"]["range"]
+    mean, std = normalization["mean"][0], normalization["std"][0]
+    outputs = []
+    for index in model.subgraphs[signature.subgraphIndex].outputs:
+        name = names[int(index)]
+        meaning = contract["outputs"][name]["meaning"]
+        outputs.append((name, meaning, (0.0, 1.0) if name == "scores" else None))
+    return tflite_metadata.image_model_metadata(
+        name=f"kmlc {contract.get('model', {}).get('name', 'model')}",
+        description=(
+            f"Multi-label image classifier ({contract['num_labels']} labels; "
+            f"{contract['quantize']}): one score per label, labels in "
+            f"{LABELS_FILE}."
+        ),
+        input_name="images",
+        mean=normalization["mean"],
+        std=normalization["std"],
+        value_range=((low - mean) / std, (high - mean) / std),
+        outputs=outputs,
+        labels_file=LABELS_FILE,
+    )
 
 
 def read_metadata(tflite_path):

@@ -605,3 +605,61 @@ def test_int8_and_dynamic_store_the_remaining_float_weights(
     )
     scale = np.abs(with_float).max()
     np.testing.assert_allclose(with_int8, with_float, atol=0.05 * scale)
+
+
+# === TFLITE_METADATA, read by MediaPipe ===
+
+
+def test_mediapipe_reads_the_metadata_and_classifies_like_the_predictor(converted):
+    import mediapipe as mp
+    from ai_edge_litert import schema_py_generated as schema
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as md
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+    from mediapipe.tasks.python.vision import image_classifier
+
+    path = converted["float32"]
+    with open(path, "rb") as f:
+        model = schema.Model.GetRootAs(bytearray(f.read()), 0)
+    (buffer,) = [
+        model.Buffers(model.Metadata(i).Buffer()).DataAsNumpy().tobytes()
+        for i in range(model.MetadataLength())
+        if model.Metadata(i).Name() == b"TFLITE_METADATA"
+    ]
+    assert md.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
+    metadata = md.ModelMetadataT.InitFromPackedBuf(bytearray(buffer), 0)
+    (subgraph,) = metadata.subgraphMetadata
+    (image,) = subgraph.inputTensorMetadata
+    assert image.content.contentPropertiesType == md.ContentProperties.ImageProperties
+    assert image.content.contentProperties.colorSpace == md.ColorSpaceType.RGB
+    normalization = image.processUnits[0].options
+    assert list(normalization.mean) == [0.0] * 3
+    assert list(normalization.std) == [1.0] * 3
+    assert [t.name.decode() for t in subgraph.outputTensorMetadata] == [
+        "logits",
+        "scores",
+    ]
+    for tensor in subgraph.outputTensorMetadata:
+        (labels,) = tensor.associatedFiles
+        assert labels.name == b"labels.txt"
+        assert labels.type == md.AssociatedFileType.TENSOR_AXIS_LABELS
+
+    # MediaPipe's image classifier task runs the model and names the labels.
+    pixels = np.random.default_rng(5).integers(0, 256, (SIZE, SIZE, 3), np.uint8)
+    expected = lite.Predictor(path).predict(pixels[None].astype("float32"))[0]
+    options = image_classifier.ImageClassifierOptions(
+        base_options=BaseOptions(model_asset_path=path), max_results=len(LABELS)
+    )
+    classifier = image_classifier.ImageClassifier.create_from_options(options)
+    try:
+        result = classifier.classify(
+            mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels)
+        )
+    finally:
+        classifier.close()
+    heads = {head.head_name: head.categories for head in result.classifications}
+    assert set(heads) == {"logits", "scores"}
+    got = {c.category_name: c.score for c in heads["scores"]}
+    assert set(got) == set(LABELS)
+    np.testing.assert_allclose(
+        [got[label] for label in LABELS], expected, rtol=1e-4, atol=1e-5
+    )
