@@ -254,14 +254,21 @@ def _backup_epoch(output_dir):
     return 0
 
 
+def _monitored_rows(csv_path, monitor):
+    """`(epochs, values)` of `monitor` in a CSV log; empty if unreadable."""
+    if not os.path.exists(csv_path):
+        return [], []
+    try:
+        history = plots.read_history(csv_path)
+    except OSError:
+        return [], []
+    values = history.get(monitor, [])
+    return history.get("epoch") or list(range(len(values))), values
+
+
 def _best_so_far(csv_path, monitor="val_mAP"):
     """The best monitored value of an earlier, interrupted run (or None)."""
-    if not os.path.exists(csv_path):
-        return None
-    try:
-        values = plots.read_history(csv_path).get(monitor, [])
-    except OSError:
-        return None
+    _, values = _monitored_rows(csv_path, monitor)
     values = [v for v in values if not math.isnan(v)]
     return max(values) if values else None
 
@@ -269,14 +276,7 @@ def _best_so_far(csv_path, monitor="val_mAP"):
 def monitored_per_epoch(csv_path, num_epochs, monitor="val_mAP"):
     """`monitor` of epochs `0 .. num_epochs - 1` in a CSV log (NaN if missing)."""
     values = [math.nan] * num_epochs
-    if not os.path.exists(csv_path):
-        return values
-    try:
-        history = plots.read_history(csv_path)
-    except OSError:
-        return values
-    column = history.get(monitor, [])
-    epochs = history.get("epoch") or range(len(column))
+    epochs, column = _monitored_rows(csv_path, monitor)
     for epoch, value in zip(epochs, column, strict=False):
         if not math.isnan(epoch) and 0 <= int(epoch) < num_epochs:
             values[int(epoch)] = value
