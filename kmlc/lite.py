@@ -759,19 +759,28 @@ def _task_metadata(model, contract):
     )
 
 
-def read_metadata(tflite_path):
-    """`(contract dict, label_names)` embedded by `convert`."""
+def metadata_buffers(tflite_path):
+    """The model metadata entries of a `.tflite` file: `{name: bytes}`."""
     from ai_edge_litert import schema_py_generated as schema
 
     with open(tflite_path, "rb") as f:
-        data = bytearray(f.read())
-    model = schema.Model.GetRootAs(data, 0)
-    found = {}
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        name = entry.Name().decode()
-        if name in (CONTRACT_METADATA, LABELS_METADATA):
-            found[name] = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+        model = schema.Model.GetRootAs(bytearray(f.read()), 0)
+    return {
+        model.Metadata(i).Name().decode(): model.Buffers(model.Metadata(i).Buffer())
+        .DataAsNumpy()
+        .tobytes()
+        for i in range(model.MetadataLength())
+    }
+
+
+def read_metadata(tflite_path):
+    """`(contract dict, label_names)` embedded by `convert`."""
+    entries = metadata_buffers(tflite_path)
+    found = {
+        name: data
+        for name, data in entries.items()
+        if name in (CONTRACT_METADATA, LABELS_METADATA)
+    }
     if set(found) != {CONTRACT_METADATA, LABELS_METADATA}:
         raise ValueError(
             f"{tflite_path} has no kmlc metadata (was it written by "

@@ -612,19 +612,12 @@ def test_int8_and_dynamic_store_the_remaining_float_weights(
 
 def test_mediapipe_reads_the_metadata_and_classifies_like_the_predictor(converted):
     import mediapipe as mp
-    from ai_edge_litert import schema_py_generated as schema
     from mediapipe.tasks.metadata import metadata_schema_py_generated as md
     from mediapipe.tasks.python.core.base_options import BaseOptions
     from mediapipe.tasks.python.vision import image_classifier
 
     path = converted["float32"]
-    with open(path, "rb") as f:
-        model = schema.Model.GetRootAs(bytearray(f.read()), 0)
-    (buffer,) = [
-        model.Buffers(model.Metadata(i).Buffer()).DataAsNumpy().tobytes()
-        for i in range(model.MetadataLength())
-        if model.Metadata(i).Name() == b"TFLITE_METADATA"
-    ]
+    buffer = lite.metadata_buffers(path)["TFLITE_METADATA"]
     assert md.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
     metadata = md.ModelMetadataT.InitFromPackedBuf(bytearray(buffer), 0)
     (subgraph,) = metadata.subgraphMetadata
