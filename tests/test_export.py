@@ -377,12 +377,19 @@ def test_cli_onnx(keras_file, tmp_path, capsys):
     np.testing.assert_allclose(logits, expected, atol=1e-5 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("quantize", ["float16"])
-def test_cli_tflite(keras_file, tmp_path, capsys, quantize):
+@pytest.mark.parametrize(
+    "quantize, flags, int8_weights",
+    [
+        ("float16", (), None),  # no int8 weights to speak of
+        ("dynamic", (), True),
+        ("dynamic", ("--float-weights",), False),
+    ],
+)
+def test_cli_tflite(keras_file, tmp_path, capsys, quantize, flags, int8_weights):
     from kmlc.lite import Predictor
 
     out = str(tmp_path / f"{quantize}.tflite")
-    code, stdout, _ = run_cli(
+    code, stdout, err = run_cli(
         capsys,
         "--model",
         keras_file,
@@ -390,37 +397,16 @@ def test_cli_tflite(keras_file, tmp_path, capsys, quantize):
         "tflite",
         "--quantize",
         quantize,
-        "--out",
-        out,
-    )
-    assert code == 0
-    assert stdout == out + "\n"
-    predictor = Predictor(out)
-    assert predictor.contract["quantize"] == quantize
-    assert predictor.label_names == LABELS
-
-
-@pytest.mark.parametrize(
-    "flags, int8_weights", [((), True), (("--float-weights",), False)]
-)
-def test_cli_tflite_dynamic_weights(keras_file, tmp_path, capsys, flags, int8_weights):
-    from kmlc.lite import Predictor
-
-    out = str(tmp_path / "dynamic.tflite")
-    code, _, err = run_cli(
-        capsys,
-        "--model",
-        keras_file,
-        "--format",
-        "tflite",
-        "--quantize",
-        "dynamic",
         *flags,
         "--out",
         out,
     )
     assert code == 0, err
-    assert Predictor(out).contract["int8_weights"] is int8_weights
+    assert stdout == out + "\n"
+    predictor = Predictor(out)
+    assert predictor.contract["quantize"] == quantize
+    assert predictor.contract.get("int8_weights") is int8_weights
+    assert predictor.label_names == LABELS
 
 
 def test_cli_tflite_int8_calibrates_on_a_manifest(
