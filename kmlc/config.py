@@ -109,11 +109,23 @@ class ModelConfig:
         heads: a list of heads that overrides the preset.
         backbone, image_size, weights: the feature extractor; `weights` is
             null, `imagenet` or a weights file path.
-        freeze_backbone: train the heads only.
+        freeze_backbone: train the heads only (the backbone's batch norms
+            stay in inference mode).
+        cache_features: with `freeze_backbone`, compute the backbone's
+            feature maps of the training and validation images once, into
+            `output_dir/feature_cache/` (float16, `kmlc.feature_cache`),
+            and train the heads on them: no augmentation beyond
+            `cache_views`. The saved model still takes images.
+        cache_views: 1 (the images) or 2 (also mirrored left-right).
+        cache_dir: where the cache goes (null: `output_dir/feature_cache`);
+            runs with the same backbone and data can share one.
         gcn_layers, node_dim, top_k: head sizes.
         graph_strategy, graph_tau, graph_k, graph_reweight_p,
             graph_normalization: how the label graph is binarised and
             normalised.
+        graph_control: null, or an ablation control with the same
+            parameters: `identity` (no edges) or `shuffled` (the graph on
+            permuted labels); see `LabelGraph`.
     """
 
     preset: str = "full"
@@ -122,6 +134,9 @@ class ModelConfig:
     image_size: int = 448
     weights: typing.Optional[str] = None
     freeze_backbone: bool = False
+    cache_features: bool = False
+    cache_views: int = 1
+    cache_dir: typing.Optional[str] = None
     gcn_layers: int = 4
     node_dim: int = 70
     top_k: int = 10
@@ -130,8 +145,10 @@ class ModelConfig:
     graph_k: int = 5
     graph_reweight_p: typing.Optional[float] = None
     graph_normalization: str = "symmetric"
+    graph_control: typing.Optional[str] = None
 
     def validate(self):
+        from kmlc.graph import CONTROLS
         from kmlc.graph import STRATEGIES as GRAPH_STRATEGIES
         from kmlc.model import PRESETS
         from kmlc.model import resolve_heads
@@ -143,6 +160,15 @@ class ModelConfig:
             except ValueError as error:
                 raise ValueError(f"model.heads: {error}") from None
         _choice("model.graph_strategy", self.graph_strategy, GRAPH_STRATEGIES)
+        if self.graph_control is not None:
+            _choice("model.graph_control", self.graph_control, CONTROLS)
+        if self.cache_features and not self.freeze_backbone:
+            raise ValueError(
+                "model.cache_features computes the backbone's features once, "
+                "so the backbone must not train: set model.freeze_backbone: "
+                "true as well."
+            )
+        _choice("model.cache_views", self.cache_views, (1, 2))
 
 
 @dataclasses.dataclass
@@ -236,6 +262,11 @@ class TrainConfig:
         self.optimizer.validate()
         _choice("loss", self.loss, LOSSES)
         _choice("strategy", self.strategy, STRATEGIES)
+        if self.model.cache_features and self.strategy == "multiworker":
+            raise ValueError(
+                "model.cache_features is not supported with strategy: "
+                "multiworker (each worker would need the whole cache)."
+            )
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(

@@ -26,6 +26,10 @@ import numpy as np
 import scipy.sparse
 
 STRATEGIES = ("paper", "paper-nonzero", "threshold", "topk")
+# Controls for ablations: graphs with the same parameters and no label
+# correlations ("identity": no edges; "shuffled": the same degree sequence
+# on permuted labels).
+CONTROLS = ("identity", "shuffled")
 NORMALIZATIONS = ("symmetric", "row", "none")
 
 _DEFAULT_CHUNK_ROWS = 65536
@@ -132,6 +136,12 @@ class LabelGraph:
             over-smoothing: a node keeps `1 - p` of its own feature and
             spreads `p` evenly over its neighbours. Defaults to None (off).
         label_names: list of str or None. The labels, in column order.
+        control: str or None. An ablation control in place of the counted
+            graph: `"identity"` (no edges: the GCN sees each label alone) or
+            `"shuffled"` (the binarised adjacency with its labels permuted:
+            the same degree sequence and density, wrong neighbours).
+            Defaults to None (the counted graph).
+        control_seed: int. The permutation of `"shuffled"`. Defaults to 0.
 
     Example:
     >>> y = np.array([[1, 1, 0], [1, 0, 1], [1, 1, 0]])
@@ -150,6 +160,8 @@ class LabelGraph:
         k=5,
         reweight_p=None,
         label_names=None,
+        control=None,
+        control_seed=0,
     ):
         pair_counts = np.array(pair_counts, dtype=np.float64)
         label_counts = np.asarray(label_counts, dtype=np.float64).ravel()
@@ -166,6 +178,11 @@ class LabelGraph:
             )
         if strategy == "topk" and (k is None or int(k) < 1):
             raise ValueError(f"strategy='topk' needs k >= 1. Received: k={k}")
+        if control is not None and control not in CONTROLS:
+            raise ValueError(
+                f"Unknown control. Expected one of {CONTROLS} or None. "
+                f"Received: control={control!r}"
+            )
         if reweight_p is not None and not 0.0 <= reweight_p <= 1.0:
             raise ValueError(
                 f"reweight_p must be in [0, 1]. Received: reweight_p={reweight_p}"
@@ -186,8 +203,10 @@ class LabelGraph:
         self.k = int(k) if k is not None else None
         self.reweight_p = None if reweight_p is None else float(reweight_p)
         self.label_names = label_names
+        self.control = control
+        self.control_seed = int(control_seed)
         self.threshold = None  # set by _binarize for the paper strategies
-        self.adjacency = self._binarize()
+        self.adjacency = self._controlled(self._binarize())
 
     # Construction.
 
@@ -299,6 +318,16 @@ class LabelGraph:
         np.fill_diagonal(adjacency, False)
         return adjacency.astype(np.float32)
 
+    def _controlled(self, adjacency):
+        if self.control == "identity":
+            return np.zeros_like(adjacency)
+        if self.control == "shuffled":
+            order = np.random.default_rng(self.control_seed).permutation(
+                self.num_labels
+            )
+            return np.ascontiguousarray(adjacency[order][:, order])
+        return adjacency
+
     @property
     def weighted_adjacency(self):
         """The adjacency with self-loops, before normalisation `[D, D]`.
@@ -385,6 +414,7 @@ class LabelGraph:
             else (self.tau if self.strategy == "threshold" else None),
             "k": self.k if self.strategy == "topk" else None,
             "reweight_p": self.reweight_p,
+            "control": self.control,
             "num_edges": self.num_edges,
             "density": self.density,
             "degrees": self.degree_stats(),
@@ -406,6 +436,8 @@ class LabelGraph:
             "k": self.k,
             "reweight_p": self.reweight_p,
             "label_names": self.label_names,
+            "control": self.control,
+            "control_seed": self.control_seed,
         }
 
     # Saving.

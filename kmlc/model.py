@@ -54,8 +54,96 @@ def resolve_heads(heads):
     return tuple(head for head in HEADS if head in heads)
 
 
+class _HeadTraining:
+    """Training with per-head logits, shared by `MultiLabelClassifier` and
+    `HeadsModel`: called with `training=True` the model returns the dict of
+    every head's logits plus `"logits"`, and the loss adds the auxiliary
+    loss on the fusion head's logits (eq. 12); otherwise it returns the
+    final logits."""
+
+    def call(self, inputs, training=None, mask=None):
+        outputs = super().call(inputs, training=training, mask=mask)
+        return outputs if training else outputs["logits"]
+
+    def head_logits(self, inputs, training=False):
+        """Every head's logits and the final ones: dict of `[B, D]`."""
+        return super().call(inputs, training=training)
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        outputs = super().compute_output_spec(inputs, training=training, mask=mask)
+        return outputs if training else outputs["logits"]
+
+    # === Training ===
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss="auto",
+        metrics="auto",
+        aux_loss_weight=1.0,
+        **kwargs,
+    ):
+        """Configures training; the auxiliary loss is added automatically.
+
+        Args:
+            optimizer: as in `keras.Model.compile`.
+            loss: a loss on logits. `"auto"` is binary cross-entropy from
+                logits (eq. 8); `kmlc.losses.AsymmetricLoss()` is the other
+                choice kmlc ships.
+            metrics: `"auto"` is `[kmlc.metrics.MeanAveragePrecision(D)]`.
+            aux_loss_weight: float. Weight of the same loss on the fusion
+                head's logits `b_hat` (eq. 12), added to the loss on the
+                final logits. Ignored without a `"fusion"` head. Defaults
+                to 1.0.
+        """
+        from kmlc.losses import get as get_loss
+        from kmlc.metrics import MeanAveragePrecision
+
+        if loss == "auto":
+            loss = "bce"
+        loss = get_loss(loss)
+        if metrics == "auto":
+            metrics = [MeanAveragePrecision(self.num_labels, name="mAP")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self.aux_loss_weight = float(aux_loss_weight)
+        self._aux_loss_fn = loss
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        heads = y_pred if isinstance(y_pred, dict) else None
+        logits = heads["logits"] if heads is not None else y_pred
+        loss = super().compute_loss(x, y, logits, sample_weight, training=training)
+        if (
+            heads is not None
+            and "fusion" in heads
+            and self.aux_loss_weight
+            and self._aux_loss_fn is not None
+        ):
+            aux = self._aux_loss_fn(y, heads["fusion"], sample_weight)
+            loss = loss + ops.cast(self.aux_loss_weight, loss.dtype) * aux
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if self.compiled and config:
+            config["aux_loss_weight"] = self.aux_loss_weight
+        return config
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
 @keras.saving.register_keras_serializable(package="kmlc")
-class MultiLabelClassifier(keras.Model):
+class MultiLabelClassifier(_HeadTraining, keras.Model):
     """Multi-label image recognition with a label graph (Xu, 2022).
 
     Images `[B, H, W, 3]` (RGB, 0-255) to logits `[B, D]`. The heads, each
@@ -177,6 +265,24 @@ class MultiLabelClassifier(keras.Model):
                 "The backbone must output a feature map [B, h, w, E]. "
                 f"Received: output shape {feature_map.shape}"
             )
+        outputs = self._head_outputs(feature_map, heads)
+        super().__init__(inputs=images, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.num_labels = num_labels
+        self.backbone_name = None if isinstance(backbone, keras.Model) else backbone
+        self.image_size = (height, width)
+        self.heads = heads
+        self.gcn_layers = gcn_layers
+        self.node_dim = node_dim
+        self.top_k = top_k
+        self.label_names = label_names
+        self.preprocessing_mode = preprocessing
+        self.aux_loss_weight = 1.0
+        self._aux_loss_fn = None
+
+    def _head_outputs(self, feature_map, heads):
+        """Every enabled head's logits and `"logits"`, on a feature map."""
         pooled = self.pooling(feature_map)
         outputs = {}
         if "gcn" in heads:
@@ -199,34 +305,28 @@ class MultiLabelClassifier(keras.Model):
         logits = self.logits_output(logits)
         outputs = {head: ops.cast(value, "float32") for head, value in outputs.items()}
         outputs["logits"] = logits
-        super().__init__(inputs=images, outputs=outputs, **kwargs)
+        return outputs
 
-        # === Config ===
-        self.num_labels = num_labels
-        self.backbone_name = None if isinstance(backbone, keras.Model) else backbone
-        self.image_size = (height, width)
-        self.heads = heads
-        self.gcn_layers = gcn_layers
-        self.node_dim = node_dim
-        self.top_k = top_k
-        self.label_names = label_names
-        self.preprocessing_mode = preprocessing
-        self.aux_loss_weight = 1.0
-        self._aux_loss_fn = None
+    def heads_model(self):
+        """The heads alone: backbone feature maps `[B, h, w, E]` -> logits.
+
+        The returned `HeadsModel` shares this model's head layers (their
+        weights are the same variables), so training it trains this model's
+        heads: with a frozen backbone, its feature maps can be computed
+        once (`kmlc.feature_cache`) and the heads trained on them, while
+        this model, images in, is what gets saved.
+        """
+        feature_map = keras.Input(
+            shape=tuple(self.backbone.output.shape[1:]), name="feature_map"
+        )
+        return HeadsModel(
+            self.num_labels,
+            inputs=feature_map,
+            outputs=self._head_outputs(feature_map, self.heads),
+            name=f"{self.name}_heads",
+        )
 
     # === Forward pass ===
-
-    def call(self, inputs, training=None, mask=None):
-        outputs = super().call(inputs, training=training, mask=mask)
-        return outputs if training else outputs["logits"]
-
-    def compute_output_spec(self, inputs, training=None, mask=None):
-        outputs = super().compute_output_spec(inputs, training=training, mask=mask)
-        return outputs if training else outputs["logits"]
-
-    def head_logits(self, images, training=False):
-        """Every head's logits and the final ones: dict of `[B, D]`."""
-        return super().call(images, training=training)
 
     def attention_maps(self, images):
         """The relation-attention maps of the candidate labels.
@@ -254,74 +354,6 @@ class MultiLabelClassifier(keras.Model):
             _normalized_adjacency(graph, self.num_labels, normalization)
         )
 
-    # === Training ===
-
-    def compile(
-        self,
-        optimizer="adam",
-        loss="auto",
-        metrics="auto",
-        aux_loss_weight=1.0,
-        **kwargs,
-    ):
-        """Configures training; the auxiliary loss is added automatically.
-
-        Args:
-            optimizer: as in `keras.Model.compile`.
-            loss: a loss on logits. `"auto"` is binary cross-entropy from
-                logits (eq. 8); `kmlc.losses.AsymmetricLoss()` is the other
-                choice kmlc ships.
-            metrics: `"auto"` is `[kmlc.metrics.MeanAveragePrecision(D)]`.
-            aux_loss_weight: float. Weight of the same loss on the fusion
-                head's logits `b_hat` (eq. 12), added to the loss on the
-                final logits. Ignored without a `"fusion"` head. Defaults
-                to 1.0.
-        """
-        from kmlc.losses import get as get_loss
-        from kmlc.metrics import MeanAveragePrecision
-
-        if loss == "auto":
-            loss = "bce"
-        loss = get_loss(loss)
-        if metrics == "auto":
-            metrics = [MeanAveragePrecision(self.num_labels, name="mAP")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-        self.aux_loss_weight = float(aux_loss_weight)
-        self._aux_loss_fn = loss
-
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        heads = y_pred if isinstance(y_pred, dict) else None
-        logits = heads["logits"] if heads is not None else y_pred
-        loss = super().compute_loss(x, y, logits, sample_weight, training=training)
-        if (
-            heads is not None
-            and "fusion" in heads
-            and self.aux_loss_weight
-            and self._aux_loss_fn is not None
-        ):
-            aux = self._aux_loss_fn(y, heads["fusion"], sample_weight)
-            loss = loss + ops.cast(self.aux_loss_weight, loss.dtype) * aux
-        return loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if isinstance(y_pred, dict):
-            y_pred = y_pred["logits"]
-        return super().compute_metrics(x, y, y_pred, sample_weight)
-
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if self.compiled and config:
-            config["aux_loss_weight"] = self.aux_loss_weight
-        return config
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if hasattr(self, "optimizer") and self.built:
-            self.optimizer.build(self.trainable_variables)
-
     # === Config ===
 
     def get_config(self):
@@ -345,6 +377,25 @@ class MultiLabelClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class HeadsModel(_HeadTraining, keras.Model):
+    """A `MultiLabelClassifier`'s heads on backbone feature maps.
+
+    Made by `MultiLabelClassifier.heads_model()`, sharing its layers; it
+    trains like the whole model (per-head logits, the auxiliary loss) and is
+    not saved on its own: save the whole model.
+
+    Args:
+        num_labels: int. D.
+        inputs, outputs, name: as for a functional `keras.Model`.
+    """
+
+    def __init__(self, num_labels, inputs, outputs, name=None):
+        super().__init__(inputs=inputs, outputs=outputs, name=name)
+        self.num_labels = int(num_labels)
+        self.aux_loss_weight = 1.0
+        self._aux_loss_fn = None
 
 
 def _normalized_adjacency(graph, num_labels, normalization):

@@ -13,6 +13,8 @@ Output directory layout:
     config.yaml          the run's configuration
     labels.txt           the vocabulary, one label a line
     label_graph.npz      the label graph (`LabelGraph.load`) + label_graph.png
+    feature_cache/       with `model.cache_features`: the backbone's feature
+                         maps (`kmlc.feature_cache`)
     best.keras           the best model by validation mAP
     model.keras          the final model (the best one, when there is one)
     history.csv          one row an epoch; training_curves.png
@@ -125,6 +127,7 @@ def count_graph(model_config, train_set):
         k=model_config.graph_k,
         reweight_p=model_config.graph_reweight_p,
         label_names=list(train_set.vocabulary),
+        control=model_config.graph_control,
     )
 
 
@@ -219,6 +222,12 @@ def build_compiled_model(config, graph, steps_per_epoch):
         )
     if model_config.freeze_backbone:
         model.backbone.trainable = False
+    compile_model(model, config, steps_per_epoch)
+    return model
+
+
+def compile_model(model, config, steps_per_epoch):
+    """Compiles a `MultiLabelClassifier` (or its `HeadsModel`) for `config`."""
     model.compile(
         optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.epochs),
         loss=get_loss(config.loss),
@@ -371,6 +380,7 @@ def make_callbacks(
     predict_fn=None,
     best_so_far=None,
     previous_val_map=(),
+    saved_model=None,
 ):
     """The run's callbacks, in the order their logs and files need.
 
@@ -379,7 +389,9 @@ def make_callbacks(
     epoch are written (see `prepare_resume`). `best_so_far` is the best
     checkpoint's threshold (a resumed run's best `val_mAP`);
     `previous_val_map` the `val_mAP` of each epoch a resumed run has done,
-    from which early stopping continues its count.
+    from which early stopping continues its count. `saved_model` is the
+    model `best.keras` holds when another one is fitted (the whole model
+    while its `heads_model()` trains on cached features).
     """
     path = lambda name: os.path.join(output_dir, name)  # noqa: E731
     callbacks = [
@@ -403,8 +415,9 @@ def make_callbacks(
             )
         )
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
+            callbacks_lib.BestModelCheckpoint(
                 path("best.keras"),
+                saved_model=saved_model,
                 monitor="val_mAP",
                 mode="max",
                 save_best_only=True,
@@ -481,9 +494,17 @@ def train(config):
     if chief:
         write_graph(graph, output_dir)
     train_ds, validation_ds = datasets(config, train_set, validation_set)
-    steps = steps_in_epoch(config, len(train_set))
+    views = config.model.cache_views if config.model.cache_features else 1
+    steps = steps_in_epoch(config, len(train_set) * views)
     with strategy.scope():
         model = build_compiled_model(config, graph, steps)
+    fit_model, fit_train, fit_validation = model, train_ds, validation_ds
+    if config.model.cache_features:
+        with strategy.scope():
+            fit_model = compile_model(model.heads_model(), config, steps)
+        fit_train, fit_validation, train_ds = cached_datasets(
+            config, model, train_set, validation_set, validation_ds, output_dir
+        )
     resumed, best_so_far = prepare_resume(output_dir, chief, config.overwrite)
     previous_val_map = ()
     if resumed is not None:
@@ -497,12 +518,13 @@ def train(config):
     callbacks = make_callbacks(
         config,
         output_dir,
-        validation_ds,
+        fit_validation,
         train_ds.skipped,
         chief,
         loss,
         best_so_far=best_so_far,
         previous_val_map=previous_val_map,
+        saved_model=model,
     )
     logger.info(
         "training %s (%s, %s px, heads %s) for %d epochs of %d steps on %d replica(s)",
@@ -519,8 +541,8 @@ def train(config):
         # until the first epoch ends, which Keras reports as running out of
         # data: expected here, not a problem.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(
-            train_ds.repeat() if config.steps_per_epoch else train_ds,
+        history = fit_model.fit(
+            fit_train.repeat() if config.steps_per_epoch else fit_train,
             epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch,
             callbacks=callbacks,
@@ -529,6 +551,65 @@ def train(config):
         )
     return finish(
         model, validation_ds, output_dir, chief, config, history.history, train_ds
+    )
+
+
+def cached_datasets(
+    config, model, train_set, validation_set, validation_ds, output_dir
+):
+    """Training on cached feature maps (`model.cache_features`).
+
+    Computes (or reopens) the backbone's feature maps of both splits in
+    `model.cache_dir` (default `output_dir/feature_cache`), without
+    augmentation except `model.cache_views`.
+
+    Returns:
+        `(train, validation, images)`: feature-map datasets for the heads,
+        and the training images' dataset that filled the cache (its
+        `skipped` names the unreadable images).
+    """
+    from kmlc import feature_cache
+
+    directory = config.model.cache_dir or os.path.join(output_dir, "feature_cache")
+    images = keras.Input(shape=(*model.image_size, 3))
+    extractor = keras.Model(images, model.backbone(model.preprocessing(images)))
+    train_images = data_lib.make_dataset(
+        train_set,
+        config.model.image_size,
+        config.batch_size,
+        training=False,
+        deterministic=True,
+    )
+    common = {
+        "backbone": str(config.model.backbone),
+        "weights": None if config.model.weights is None else str(config.model.weights),
+        "image_size": list(model.image_size),
+        "mixed_precision": bool(config.mixed_precision),
+    }
+    caches = []
+    for split, image_set, dataset, views in (
+        ("train", train_set, train_images, config.model.cache_views),
+        ("validation", validation_set, validation_ds, 1),
+    ):
+        meta = dict(
+            common,
+            split=split,
+            views=views,
+            images=feature_cache.fingerprint(image_set),
+        )
+        path = os.path.join(directory, split)
+        cache = feature_cache.FeatureCache.open(path, meta)
+        if cache is None:
+            cache = feature_cache.FeatureCache.build(
+                path, extractor, dataset, len(image_set), meta, views=views
+            )
+        else:
+            logger.info("reusing the cached feature maps in %s", path)
+        caches.append(cache)
+    return (
+        caches[0].dataset(config.batch_size, training=True, seed=config.seed),
+        caches[1].dataset(config.batch_size),
+        train_images,
     )
 
 

@@ -161,8 +161,12 @@ def test_the_shipped_configs_load(monkeypatch):
     monkeypatch.setenv("KMLC_COREL5K", "/data/corel5k")
     root = pathlib.Path(__file__).resolve().parents[1] / "training" / "configs"
     configs = {path.stem: load_config(path) for path in sorted(root.glob("*.yaml"))}
-    assert set(configs) == {"corel5k", "voc2007", "coco2014"}
+    assert set(configs) == {"corel5k", "corel5k-cpu", "voc2007", "coco2014"}
     assert configs["corel5k"].data.manifest == "/data/corel5k/train.json"
+    cpu = configs["corel5k-cpu"]
+    assert cpu.data.images == "/data/corel5k/images"
+    assert (cpu.model.backbone, cpu.model.weights) == ("efficientnet_lite0", "imagenet")
+    assert cpu.model.freeze_backbone and cpu.model.cache_features
     assert configs["voc2007"].data.tfds_validation_split == "test"
 
 

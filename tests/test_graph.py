@@ -540,3 +540,46 @@ def test_load_a_file_that_is_not_a_graph(tmp_path):
     for name in ("text.npz", "array.npy", "other.npz", "missing.npz"):
         with pytest.raises(ValueError, match=r"Could not read a label graph from"):
             LabelGraph.load(tmp_path / name)
+
+
+# Ablation controls.
+
+
+def _corel_like_graph(**kwargs):
+    rng = np.random.default_rng(5)
+    y = (rng.random((400, 30)) < 0.12).astype(np.uint8)
+    y[:, 1] |= y[:, 0]  # label 1 whenever label 0: a strong edge 0 -> 1
+    return LabelGraph.from_labels(y, strategy="threshold", tau=0.3, **kwargs)
+
+
+def test_identity_control_has_no_edges_and_the_gcn_sees_each_label_alone():
+    graph = _corel_like_graph(control="identity", reweight_p=0.2)
+    assert graph.num_edges == 0 and _corel_like_graph().num_edges > 0
+    np.testing.assert_array_equal(graph.normalized("symmetric"), np.eye(30))
+    np.testing.assert_array_equal(graph.normalized("row"), np.eye(30))
+
+
+def test_shuffled_control_keeps_the_degrees_on_permuted_labels():
+    counted = _corel_like_graph()
+    shuffled = _corel_like_graph(control="shuffled", control_seed=3)
+    order = np.random.default_rng(3).permutation(30)
+    np.testing.assert_array_equal(
+        shuffled.adjacency, counted.adjacency[order][:, order]
+    )
+    assert shuffled.num_edges == counted.num_edges
+    assert sorted(shuffled.degrees()) == sorted(counted.degrees())
+    assert not np.array_equal(shuffled.adjacency, counted.adjacency)
+    assert np.all(np.diag(shuffled.adjacency) == 0)
+
+
+def test_controls_survive_save_and_load(tmp_path):
+    graph = _corel_like_graph(control="shuffled", control_seed=7)
+    loaded = LabelGraph.load(graph.save(tmp_path / "g.npz"))
+    assert loaded.control == "shuffled" and loaded.control_seed == 7
+    np.testing.assert_array_equal(loaded.adjacency, graph.adjacency)
+    assert graph.summary()["control"] == "shuffled"
+
+
+def test_an_unknown_control_is_named():
+    with pytest.raises(ValueError, match="Received: control='random'"):
+        _corel_like_graph(control="random")

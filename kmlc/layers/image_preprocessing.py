@@ -8,7 +8,7 @@ _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
 
-MODES = ("caffe", "torch", "tf", "none")
+MODES = ("caffe", "torch", "tf", "lite", "none")
 
 
 @keras.saving.register_keras_serializable(package="kmlc")
@@ -23,8 +23,10 @@ class ImagePreprocessing(keras.layers.Layer):
         mode: str. `"caffe"` (RGB to BGR, minus the ImageNet mean: ResNet,
             VGG), `"torch"` (scale to [0, 1], ImageNet mean and std:
             DenseNet), `"tf"` (scale to [-1, 1]: ResNetV2, MobileNet,
-            Xception, Inception) or `"none"` (the backbone preprocesses
-            itself: EfficientNet, ConvNeXt, MobileNetV3).
+            Xception, Inception), `"lite"` (`(x - 127) / 128`, the official
+            EfficientNet-Lite builder's mean and std: EfficientNet-Lite) or
+            `"none"` (the backbone preprocesses itself: EfficientNet,
+            ConvNeXt, MobileNetV3).
 
     Call:
         images: `[B, H, W, 3]` RGB in [0, 255]. Returns the same shape.
@@ -50,6 +52,8 @@ class ImagePreprocessing(keras.layers.Layer):
             return (images / 255.0 - mean) / std
         if self.mode == "tf":
             return images / 127.5 - 1.0
+        if self.mode == "lite":
+            return (images - 127.0) / 128.0
         return images
 
     def compute_output_shape(self, input_shape):
