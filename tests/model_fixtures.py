@@ -4,6 +4,10 @@ import keras
 import numpy as np
 
 import kmlc
+from kmlc.config import DataConfig
+from kmlc.config import ModelConfig
+from kmlc.config import OptimizerConfig
+from kmlc.config import TrainConfig
 
 NUM_LABELS = 6
 IMAGE_SIZE = 32
@@ -54,3 +58,33 @@ def tiny_model(heads="full", num_labels=NUM_LABELS, **kwargs):
 def images(batch=4, size=IMAGE_SIZE, seed=0):
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+
+
+def scenes_config(scenes_dir, output_dir, model=None, data=None, **kwargs):
+    """A tiny, quick run on the synthetic scenes of `kmlc.synthetic`.
+
+    `model` and `data` are fields that replace the defaults of those
+    sections; other keyword arguments are `TrainConfig` fields.
+    """
+    return TrainConfig(
+        data=DataConfig(
+            format="manifest",
+            manifest=str(scenes_dir / "manifest.json"),
+            images=str(scenes_dir / "images"),
+            vocabulary=str(scenes_dir / "vocabulary.txt"),
+            **{"validation_fraction": 0.25, "augment": False, **(data or {})},
+        ),
+        model=ModelConfig(
+            **{
+                "preset": "baseline",
+                "backbone": "smallcnn",
+                "image_size": 32,
+                **(model or {}),
+            }
+        ),
+        optimizer=OptimizerConfig(name="adamw", learning_rate=3e-3, warmup_epochs=0),
+        batch_size=16,
+        tensorboard=False,
+        output_dir=str(output_dir),
+        **kwargs,
+    )

@@ -12,10 +12,6 @@ import tensorflow as tf
 import kmlc
 from kmlc import feature_cache
 from kmlc import synthetic
-from kmlc.config import DataConfig
-from kmlc.config import ModelConfig
-from kmlc.config import OptimizerConfig
-from kmlc.config import TrainConfig
 from kmlc.config import load_config
 from kmlc.training import read_image_set
 from tests import model_fixtures as fx
@@ -107,35 +103,21 @@ def test_a_shorter_dataset_keeps_the_rows_written(tmp_path):
     assert cache.features.shape[0] == 3 and len(cache.labels) == 3
 
 
-def _scenes_config(scenes_dir, output_dir, **model):
-    return TrainConfig(
-        data=DataConfig(
-            format="manifest",
-            manifest=str(scenes_dir / "manifest.json"),
-            images=str(scenes_dir / "images"),
-            vocabulary=str(scenes_dir / "vocabulary.txt"),
-            validation_fraction=0.25,
-        ),
-        model=ModelConfig(
-            preset="full", backbone="smallcnn", image_size=32, top_k=4, **model
-        ),
-        optimizer=OptimizerConfig(name="adamw", learning_rate=3e-3, warmup_epochs=0),
-        epochs=3,
-        batch_size=16,
-        tensorboard=False,
-        output_dir=str(output_dir),
-    )
-
-
 def test_a_cached_run_saves_the_whole_model_and_scores_it_on_images(tmp_path):
     scenes = tmp_path / "scenes"
     synthetic.write_dataset(scenes, 64, size=32, seed=0)
-    config = _scenes_config(
+    config = fx.scenes_config(
         scenes,
         tmp_path / "run",
-        freeze_backbone=True,
-        cache_features=True,
-        cache_views=2,
+        data={"augment": True},
+        model={
+            "preset": "full",
+            "top_k": 4,
+            "freeze_backbone": True,
+            "cache_features": True,
+            "cache_views": 2,
+        },
+        epochs=3,
     )
     result = kmlc.train(config)
     train_set, validation_set = read_image_set(config.data)

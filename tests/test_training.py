@@ -21,12 +21,9 @@ import kmlc
 import kmlc.cli
 from kmlc import data as data_lib
 from kmlc import synthetic
-from kmlc.config import DataConfig
-from kmlc.config import ModelConfig
-from kmlc.config import OptimizerConfig
-from kmlc.config import TrainConfig
 from kmlc.config import load_config
 from kmlc.plots import read_history
+from tests.model_fixtures import scenes_config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -66,26 +63,6 @@ def scenes_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("scenes")
     synthetic.write_dataset(out, 96, size=32, seed=0)
     return out
-
-
-def scenes_config(scenes_dir, output_dir, **kwargs):
-    """A tiny, quick run on the synthetic scenes."""
-    return TrainConfig(
-        data=DataConfig(
-            format="manifest",
-            manifest=str(scenes_dir / "manifest.json"),
-            images=str(scenes_dir / "images"),
-            vocabulary=str(scenes_dir / "vocabulary.txt"),
-            validation_fraction=0.25,
-            augment=False,
-        ),
-        model=ModelConfig(preset="baseline", backbone="smallcnn", image_size=32),
-        optimizer=OptimizerConfig(name="adamw", learning_rate=3e-3, warmup_epochs=0),
-        batch_size=16,
-        tensorboard=False,
-        output_dir=str(output_dir),
-        **kwargs,
-    )
 
 
 # A real run.
