@@ -104,22 +104,17 @@ def scores(model_path, manifest, images, vocabulary, image_size):
     """Validation-protocol metrics of a saved model on a manifest's images."""
     import kmlc
     from kmlc import data as data_lib
+
+    model = kmlc.load_model(model_path)
+    image_set = data_lib.read_manifest(manifest, images, vocabulary)
+    return _report(model, data_lib.make_dataset(image_set, image_size, 32))
+
+
+def _report(model, dataset):
     from kmlc.evaluation import collect_scores
     from kmlc.evaluation import sigmoid
     from kmlc.metrics import multilabel_report
 
-    model = kmlc.load_model(model_path)
-    image_set = data_lib.read_manifest(manifest, images, vocabulary)
-    return _report(
-        model,
-        data_lib.make_dataset(image_set, image_size, 32),
-        collect_scores,
-        sigmoid,
-        multilabel_report,
-    )
-
-
-def _report(model, dataset, collect_scores, sigmoid, multilabel_report):
     logits, labels = collect_scores(model, dataset)
     probabilities = sigmoid(logits)
     top5 = multilabel_report(labels, probabilities, top_k=5)
@@ -143,15 +138,13 @@ def validation_scores(run_dir, config):
     """The protocol metrics of a finished run's model on its validation split."""
     import kmlc
     from kmlc import data as data_lib
-    from kmlc.evaluation import collect_scores
-    from kmlc.evaluation import sigmoid
-    from kmlc.metrics import multilabel_report
     from kmlc.training import read_image_set
 
     _, validation = read_image_set(config.data)
     model = kmlc.load_model(os.path.join(run_dir, "model.keras"))
-    dataset = data_lib.make_dataset(validation, config.model.image_size, 32)
-    return _report(model, dataset, collect_scores, sigmoid, multilabel_report)
+    return _report(
+        model, data_lib.make_dataset(validation, config.model.image_size, 32)
+    )
 
 
 def aggregate(runs):
