@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kmlc import data as data_lib
+from kmlc import io as kmlc_io
 from kmlc import plots
 from kmlc import synthetic
 from kmlc.config import DataConfig
@@ -119,29 +120,17 @@ def run_demo(out_dir, options=None):
             reports[preset] = json.load(f)
     last = options.presets[-1]
     last_dir = os.path.join(out_dir, "runs", last)
-    _copy(os.path.join(last_dir, "model.keras"), os.path.join(out_dir, "model.keras"))
-    _copy(
+    kmlc_io.copy_file(
+        os.path.join(last_dir, "model.keras"), os.path.join(out_dir, "model.keras")
+    )
+    kmlc_io.copy_file(
         os.path.join(last_dir, "label_graph.png"),
         os.path.join(out_dir, "label_graph.png"),
     )
-    _write_json(results, os.path.join(out_dir, "metrics.json"))
+    kmlc_io.write_json(os.path.join(out_dir, "metrics.json"), results)
     _comparison_plot(reports, os.path.join(out_dir, "ap_comparison.png"))
     _attention_plot(out_dir, options, demo_config(options, data_dir, last, last_dir))
     return results
-
-
-def _copy(source, target):
-    with open(source, "rb") as f:
-        payload = f.read()
-    with open(f"{target}.tmp", "wb") as f:
-        f.write(payload)
-    os.replace(f"{target}.tmp", target)
-
-
-def _write_json(value, path):
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(f"{path}.tmp", path)
 
 
 def _comparison_plot(reports, path):

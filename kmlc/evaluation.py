@@ -6,13 +6,13 @@ returns `kmlc.metrics.multilabel_report` of the sigmoid scores;
 plot.
 """
 
-import json
 import logging
 import math
 import os
 
 import numpy as np
 
+from kmlc import io as kmlc_io
 from kmlc import plots
 from kmlc.callbacks import collect_scores
 from kmlc.metrics import multilabel_report
@@ -71,9 +71,7 @@ def write_report(report, label_names, output_dir, name="metrics"):
         for i, label in enumerate(label_names)
     }
     path = os.path.join(output_dir, f"{name}.json")
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f"{path}.tmp", path)
+    kmlc_io.write_json(path, payload)
     try:
         plots.per_label_ap(
             report["AP"], label_names, os.path.join(output_dir, "per_label_ap.png")

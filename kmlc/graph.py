@@ -20,10 +20,11 @@ Conventions (DESIGN.md):
 
 import json
 import os
-import tempfile
 
 import numpy as np
 import scipy.sparse
+
+from kmlc import io as kmlc_io
 
 STRATEGIES = ("paper", "paper-nonzero", "threshold", "topk")
 # Controls for ablations: graphs with the same parameters and no label
@@ -445,23 +446,14 @@ class LabelGraph:
     def save(self, path):
         """Writes the counts and parameters to a `.npz` file, atomically."""
         path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(
-                    f,
-                    pair_counts=self.pair_counts,
-                    label_counts=self.label_counts,
-                    num_samples=np.int64(self.num_samples),
-                    params=np.array(json.dumps(self._params())),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with kmlc_io.atomic_path(path, suffix=".npz") as temp:
+            np.savez_compressed(
+                temp,
+                pair_counts=self.pair_counts,
+                label_counts=self.label_counts,
+                num_samples=np.int64(self.num_samples),
+                params=np.array(json.dumps(self._params())),
+            )
         return path
 
     @classmethod

@@ -42,13 +42,13 @@ import re
 import statistics
 import tempfile
 import time
-import uuid
 import zipfile
 
 import keras
 import numpy as np
 
 from kmlc import export as export_lib
+from kmlc import io as kmlc_io
 from kmlc import tflite_metadata
 
 logger = logging.getLogger(__name__)
@@ -336,21 +336,6 @@ def _convert_error(error, model, quantize):
     )
 
 
-def _write_atomic(path, data):
-    """Writes `data` to a hidden sibling of `path`, then renames it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f".tmp-{os.path.basename(path)}-{uuid.uuid4().hex}")
-    try:
-        with open(temp, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
-
-
 def convert(
     model,
     output_path,
@@ -476,8 +461,8 @@ def convert(
     if quantize in ("int8", "dynamic"):
         contract["int8_weights"] = int8_weights
     data = embed_metadata(flatbuffer, label_names, contract)
-    _write_atomic(output_path, data)
-    _write_atomic(
+    kmlc_io.write_bytes(output_path, data)
+    kmlc_io.write_bytes(
         output_path + ".labels.txt",
         "".join(f"{label}\n" for label in label_names).encode("utf-8"),
     )

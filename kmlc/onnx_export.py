@@ -7,15 +7,14 @@ names and the input contract travel as the model's `metadata_props`
 `<output>.labels.txt` is written beside the model.
 """
 
-import contextlib
 import json
 import logging
 import os
-import uuid
 
 import keras
 
 from kmlc import export as export_lib
+from kmlc import io as kmlc_io
 from kmlc.lite import to_float32
 
 logger = logging.getLogger(__name__)
@@ -86,13 +85,7 @@ def export_onnx(model, output_path, opset=DEFAULT_OPSET):
     probe = keras.ops.zeros((1, *image_size, 3))
     num_labels = int(keras.ops.shape(model(probe, training=False))[-1])
     label_names = export_lib.model_label_names(model, num_labels)
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
-    # A hidden sibling, renamed into place (not mkstemp: that makes it 0600).
-    temp = os.path.join(
-        directory, f".tmp-{os.path.basename(output_path)}-{uuid.uuid4().hex}.onnx"
-    )
-    try:
+    with kmlc_io.atomic_path(output_path) as temp:
         model.export(
             temp,
             format="onnx",
@@ -124,13 +117,9 @@ def export_onnx(model, output_path, opset=DEFAULT_OPSET):
             entry.key, entry.value = key, value
         onnx.checker.check_model(onnx_model)
         onnx.save(onnx_model, temp)
-        os.replace(temp, output_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
-    with open(output_path + ".labels.txt", "w", encoding="utf-8") as f:
-        f.write("".join(f"{label}\n" for label in label_names))
+    kmlc_io.write_text(
+        output_path + ".labels.txt", "".join(f"{label}\n" for label in label_names)
+    )
     logger.info("Wrote %s (opset %d)", output_path, opset)
     return output_path
 

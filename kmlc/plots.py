@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from kmlc import io as kmlc_io
+
 
 def _pyplot():
     import matplotlib
@@ -24,11 +26,11 @@ def _pyplot():
 def _save(figure, path):
     plt = _pyplot()
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        with kmlc_io.atomic_path(path) as temp:
+            figure.savefig(temp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

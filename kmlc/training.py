@@ -37,6 +37,7 @@ import numpy as np
 
 from kmlc import callbacks as callbacks_lib
 from kmlc import data as data_lib
+from kmlc import io as kmlc_io
 from kmlc import plots
 from kmlc.config import save_config
 from kmlc.evaluation import evaluate
@@ -309,9 +310,9 @@ def _keep_epochs_before(csv_path, epoch):
             continue
     if len(kept) == len(rows):
         return
-    with open(f"{csv_path}.tmp", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(kept)
-    os.replace(f"{csv_path}.tmp", csv_path)
+    with kmlc_io.atomic_path(csv_path) as temp:
+        with open(temp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(kept)
 
 
 def prepare_resume(output_dir, chief, overwrite=False):
@@ -631,7 +632,7 @@ def finish(model, validation_ds, output_dir, chief, config, history, train_ds):
     report = evaluate(model, validation_ds, threshold=config.threshold)
     model_path = os.path.join(output_dir, "model.keras")
     if chief:
-        _atomic_save(model, model_path)
+        kmlc_io.save_model(model, model_path)
         write_report(report, model.label_names, output_dir)
     skipped = train_ds.skipped.names
     if skipped:
@@ -645,9 +646,3 @@ def finish(model, validation_ds, output_dir, chief, config, history, train_ds):
         history={k: [float(v) for v in vs] for k, vs in history.items()},
         skipped_images=skipped,
     )
-
-
-def _atomic_save(model, path):
-    tmp = f"{path}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)

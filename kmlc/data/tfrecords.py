@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from kmlc import io as kmlc_io
 from kmlc.data.image_set import ImageSet
 from kmlc.data.image_set import matrix_from_indices
 from kmlc.data.label_vocabulary import LabelVocabulary
@@ -306,16 +307,15 @@ def _save_labels(path, keys, row_lengths, columns, num_labels):
     offsets = np.concatenate([[0], np.cumsum([len(key) for key in encoded])])
     row_splits = np.concatenate([[0], np.cumsum(row_lengths, dtype=np.int64)])
     columns = np.concatenate(columns) if columns else np.zeros((0,), np.int64)
-    temporary = path + ".tmp.npz"
-    np.savez_compressed(
-        temporary,
-        keys_blob=np.frombuffer(b"".join(encoded), np.uint8),
-        keys_offsets=offsets.astype(np.int64),
-        row_splits=row_splits.astype(np.int64),
-        columns=columns.astype(np.int32),
-        num_labels=np.int64(num_labels),
-    )
-    os.replace(temporary, path)
+    with kmlc_io.atomic_path(path, suffix=".npz") as temporary:
+        np.savez_compressed(
+            temporary,
+            keys_blob=np.frombuffer(b"".join(encoded), np.uint8),
+            keys_offsets=offsets.astype(np.int64),
+            row_splits=row_splits.astype(np.int64),
+            columns=columns.astype(np.int32),
+            num_labels=np.int64(num_labels),
+        )
 
 
 def _find_shards(directory):
