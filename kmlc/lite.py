@@ -33,7 +33,6 @@ labels and the input contract itself:
 `<output>.labels.txt` is written beside the model too.
 """
 
-import contextlib
 import io
 import json
 import logging
@@ -50,6 +49,9 @@ import numpy as np
 from kmlc import export as export_lib
 from kmlc import io as kmlc_io
 from kmlc import tflite_metadata
+from kmlc.precision import all_layers
+from kmlc.precision import is_mixed_precision  # noqa: F401 (kmlc.lite API)
+from kmlc.precision import to_float32
 
 logger = logging.getLogger(__name__)
 
@@ -75,72 +77,6 @@ HEAD_LAYERS = (
     "head_sum",
     "logits",
 )
-
-
-# === Mixed precision ===
-
-
-@contextlib.contextmanager
-def float32_policy():
-    """Builds layers under the float32 dtype policy, then restores the old one."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def is_mixed_precision(model):
-    """Whether any layer of `model` computes in float16 or bfloat16."""
-    return any(
-        layer.compute_dtype in ("float16", "bfloat16") for layer in _all_layers(model)
-    )
-
-
-def _all_layers(model):
-    layers = [model]
-    for layer in getattr(model, "layers", []):
-        layers.extend(_all_layers(layer))
-    return layers
-
-
-def _strip_dtype_policies(config):
-    """The config with every mixed dtype policy replaced by float32."""
-    if isinstance(config, dict):
-        if config.get("class_name") == "DTypePolicy" and str(
-            config.get("config", {}).get("name", "")
-        ).startswith("mixed_"):
-            return "float32"
-        return {key: _strip_dtype_policies(value) for key, value in config.items()}
-    if isinstance(config, list):
-        return [_strip_dtype_policies(value) for value in config]
-    return config
-
-
-def to_float32(model):
-    """A float32 copy of a mixed-precision model (the same weights).
-
-    TFLite cannot convert float16 Conv2D compute ("Could not translate MLIR
-    to FlatBuffer"), so the model is rebuilt from its config under the
-    float32 policy and the weights are copied over. Float32 models are
-    returned unchanged.
-    """
-    if not is_mixed_precision(model):
-        return model
-    config = _strip_dtype_policies(model.get_config())
-    with float32_policy():
-        rebuilt = model.__class__.from_config(config)
-    weights = model.get_weights()
-    if len(weights) != len(rebuilt.weights):
-        raise ValueError(
-            "Could not rebuild the mixed-precision model in float32: the "
-            f"rebuilt model has {len(rebuilt.weights)} weights, the model "
-            f"{len(weights)}. Received: model={model.name!r}"
-        )
-    rebuilt.set_weights(weights)
-    logger.info("Rebuilt mixed-precision model %r in float32 for TFLite", model.name)
-    return rebuilt
 
 
 # === Calibration data ===
@@ -297,7 +233,7 @@ _SCOPE_SUFFIX = re.compile(r"_\d+$")
 def _layer_of(path, model):
     """The layer path (`outer/inner`) of a TF op's name scope."""
     parts = path.split("/")[:-1]  # the last part is the op itself
-    names = {layer.name for layer in _all_layers(model)} if model else None
+    names = {layer.name for layer in all_layers(model)} if model else None
     layers = []
     for part in parts:
         for candidate in (part, _SCOPE_SUFFIX.sub("", part)):

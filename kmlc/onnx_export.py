@@ -15,7 +15,7 @@ import keras
 
 from kmlc import export as export_lib
 from kmlc import io as kmlc_io
-from kmlc.lite import to_float32
+from kmlc.precision import to_float32
 
 logger = logging.getLogger(__name__)
 

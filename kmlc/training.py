@@ -23,7 +23,6 @@ Output directory layout:
     tensorboard/         TensorBoard logs
 """
 
-import contextlib
 import csv
 import dataclasses
 import json
@@ -46,6 +45,8 @@ from kmlc.evaluation import write_report
 from kmlc.graph import LabelGraph
 from kmlc.losses import get as get_loss
 from kmlc.model import build_model
+from kmlc.precision import dtype_policy
+from kmlc.precision import training_policy
 
 logger = logging.getLogger("kmlc.train")
 
@@ -193,22 +194,10 @@ def is_chief(strategy):
     )
 
 
-@contextlib.contextmanager
-def dtype_policy(mixed_precision):
-    """Builds layers under `mixed_float16` inside, restoring the policy after."""
-    previous = keras.config.dtype_policy()
-    if mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def build_compiled_model(config, graph, steps_per_epoch):
     """The model of `config.model`, compiled with the configured training."""
     model_config = config.model
-    with dtype_policy(config.mixed_precision):
+    with dtype_policy(training_policy(config.mixed_precision)):
         model = build_model(
             graph.num_labels,
             graph,
