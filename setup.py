@@ -1,7 +1,12 @@
 """kmlc: multi-label image recognition with a label graph, on Keras 3."""
 
+import re
+
 from setuptools import find_packages
 from setuptools import setup
+
+with open("kmlc/version.py", encoding="utf-8") as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 EXTRAS = {
     # The Spektral equivalence test, the JAX backend test, lint.
@@ -34,7 +39,7 @@ EXTRAS["dev"] = sorted(set(EXTRAS["dev"]) | set(EXTRAS["all"]))
 
 setup(
     name="kmlc",
-    version="0.1.0",
+    version=VERSION,
     description=(
         "Multi-label image recognition with a label co-occurrence graph, "
         "knowledge fusion and relation attention, on Keras 3."

@@ -18,10 +18,10 @@ from kmlc.model import MultiLabelClassifier
 from kmlc.model import build_model
 from kmlc.saving import load_model
 from kmlc.training import train
-
-__version__ = "0.1.0"
+from kmlc.version import __version__
 
 __all__ = [
+    "__version__",
     "HEADS",
     "PRESETS",
     "LabelGraph",

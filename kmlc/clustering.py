@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.cluster import MiniBatchKMeans
 
-from kmlc.evaluation import sigmoid
+from kmlc.metrics import sigmoid
 
 logger = logging.getLogger("kmlc.cluster")
 

@@ -24,6 +24,7 @@ from kmlc.config import DataConfig
 from kmlc.config import ModelConfig
 from kmlc.config import OptimizerConfig
 from kmlc.config import TrainConfig
+from kmlc.metrics import sigmoid
 from kmlc.training import train
 
 logger = logging.getLogger("kmlc.demo")
@@ -167,7 +168,7 @@ def _attention_plot(out_dir, options, config):
     dataset = data_lib.make_dataset(validation.subset([0]), options.image_size, 1)
     images, _ = next(iter(dataset))
     maps, labels = model.attention_maps(images)
-    scores = 1 / (1 + np.exp(-np.asarray(model.predict_on_batch(images))))
+    scores = sigmoid(model.predict_on_batch(images))
     plots.attention_maps(
         np.asarray(images[0]),
         maps[0],

@@ -16,12 +16,9 @@ from kmlc import io as kmlc_io
 from kmlc import plots
 from kmlc.callbacks import collect_scores
 from kmlc.metrics import multilabel_report
+from kmlc.metrics import sigmoid
 
 logger = logging.getLogger("kmlc.evaluate")
-
-
-def sigmoid(logits):
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
 def evaluate(model, dataset, threshold=0.5, top_k=None):

@@ -79,7 +79,7 @@ def model_label_names(model, num_labels):
 
 def model_config(model, image_size, label_names):
     """The `kmlc_config.json` dict: what a client needs to use the export."""
-    from kmlc import __version__
+    from kmlc.version import __version__
 
     backbone = getattr(model, "backbone_name", None)
     if backbone is None and getattr(model, "backbone", None) is not None:

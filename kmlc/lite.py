@@ -49,6 +49,7 @@ import numpy as np
 from kmlc import export as export_lib
 from kmlc import io as kmlc_io
 from kmlc import tflite_metadata
+from kmlc.metrics import sigmoid
 from kmlc.precision import all_layers
 from kmlc.precision import is_mixed_precision  # noqa: F401 (kmlc.lite API)
 from kmlc.precision import to_float32
@@ -818,8 +819,7 @@ class Predictor:
         output: an int8 `scores` output has 256 levels, which collapse low
         scores together and so lose the ranking.
         """
-        logits = self.logits(images)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return sigmoid(self.logits(images)).astype(np.float32)
 
 
 def latency_ms(fn, image, runs=20, warmup=3):

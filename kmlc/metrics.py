@@ -15,6 +15,12 @@ import numpy as np
 from keras import ops
 
 
+def sigmoid(logits):
+    """Scores in [0, 1] of logits (NumPy, float64; no overflow warnings)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
 def _as_arrays(y_true, y_score):
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score, dtype=np.float64)

@@ -13,7 +13,7 @@ import numpy as np
 from kmlc.data.augmentation import resize
 from kmlc.data.image_decoding import decode_image
 from kmlc.data.image_decoding import diagnose_image
-from kmlc.evaluation import sigmoid
+from kmlc.metrics import sigmoid
 
 logger = logging.getLogger("kmlc.predict")
 

@@ -9,7 +9,7 @@ from PIL import Image
 import kmlc
 from kmlc import data
 from kmlc.cli import main
-from kmlc.evaluation import sigmoid
+from kmlc.metrics import sigmoid
 from tests import model_fixtures as fx
 
 
