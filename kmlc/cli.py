@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from kmlc.version import __version__
+
 COMMANDS = (
     "train",
     "evaluate",
@@ -30,8 +32,12 @@ def build_parser():
         description="Multi-label image recognition with a label graph.",
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log debug messages"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log debug messages, and TensorFlow's start-up messages",
     )
+    parser.add_argument("--version", action="version", version=f"kmlc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
@@ -62,5 +68,16 @@ def main(argv=None):
         return 2
 
 
+def run():
+    """The `kmlc` console script: `main` with TensorFlow's start-up noise
+    filtered from standard error (kept with `--verbose`)."""
+    argv = sys.argv[1:]
+    if not {"-v", "--verbose"} & set(argv):
+        from kmlc.startup_noise import filter_stderr
+
+        filter_stderr()
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -3,6 +3,19 @@
 import os
 
 
+def register_serializables():
+    """Registers kmlc's layers, model, losses and metrics with Keras.
+
+    Keras finds a saved custom class only once the module that declares it
+    has been imported; `import kmlc` alone imports nothing (its names load
+    on first use). Call this before `keras.saving.load_model` on a kmlc
+    model, or use `load_model` below, which calls it.
+    """
+    from kmlc import losses  # noqa: F401
+    from kmlc import metrics  # noqa: F401
+    from kmlc import model  # noqa: F401
+
+
 def load_model(path, compile=True):
     """Loads a `.keras` model written by kmlc; clear errors for bad files.
 
@@ -13,7 +26,7 @@ def load_model(path, compile=True):
     """
     import keras
 
-    import kmlc  # noqa: F401  (registers kmlc's layers for deserialisation)
+    register_serializables()
 
     path = os.fspath(path)
     if not os.path.isfile(path):
