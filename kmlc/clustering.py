@@ -163,7 +163,7 @@ def plot_profiles(clusters, path, top_labels=12):
     """A heatmap of the clusters' mean label scores over their top labels."""
     from kmlc import plots
 
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     summary = clusters.describe(top_labels=3)
     chosen = []
     for entry in summary:
@@ -190,4 +190,4 @@ def plot_profiles(clusters, path, top_labels=12):
     )
     axis.set_title("Mean label score per cluster")
     figure.colorbar(image, ax=axis)
-    return plots._save(figure, path)
+    return plots.save_figure(figure, path)

@@ -136,25 +136,17 @@ def run_demo(out_dir, options=None):
 
 def _comparison_plot(reports, path):
     """Per-label AP of each preset, side by side."""
-    plt = plots._pyplot()
-    presets = list(reports)
-    labels = list(reports[presets[0]]["per_label"])
-    width = 0.8 / len(presets)
-    figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(labels)), 3.8))
-    for i, preset in enumerate(presets):
-        values = [reports[preset]["per_label"][label]["AP"] or 0.0 for label in labels]
-        axis.bar(
-            np.arange(len(labels)) + i * width,
-            values,
-            width,
-            label=f"{preset} (mAP {reports[preset]['mAP']:.3f})",
-        )
-    axis.set_xticks(
-        np.arange(len(labels)) + width * (len(presets) - 1) / 2, labels, rotation=45
-    )
-    axis.set(ylim=(0, 1.05), ylabel="average precision", title="Per-label AP")
-    axis.legend(loc="lower right")
-    plots._save(figure, path)
+    labels = list(next(iter(reports.values()))["per_label"])
+    ap = {
+        preset: [
+            np.nan
+            if report["per_label"][label]["AP"] is None
+            else report["per_label"][label]["AP"]
+            for label in labels
+        ]
+        for preset, report in reports.items()
+    }
+    plots.ap_comparison(ap, labels, path)
 
 
 def _attention_plot(out_dir, options, config):
@@ -176,4 +168,5 @@ def _attention_plot(out_dir, options, config):
         model.label_names,
         os.path.join(out_dir, "attention_maps.png"),
         scores=scores[0],
+        image_name=str(validation.keys[0]),
     )

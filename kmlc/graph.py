@@ -7,12 +7,12 @@ binarises them into an adjacency matrix `X` (eq. 5, or one of the other
 strategies below) and normalises it into the `X'` that the GCN multiplies
 with (eq. 9).
 
-Conventions (DESIGN.md):
+Conventions (docs/design.md, "the adjacency"):
 - pairs are between *different* labels: the diagonal of the counts `N` and of
   `TG` is zero, and self-loops are added explicitly by the normalisation
   (`A + I`), so every strategy sees the same off-diagonal matrix;
 - statistics for the `"paper"` strategy are taken over all `D * D` entries of
-  that zero-diagonal `TG` (this reproduces DESIGN.md's Corel-5k numbers:
+  that zero-diagonal `TG` (this reproduces docs/design.md's Corel-5k numbers:
   mean 0.0097, std 0.059);
 - `density` is the fraction of the `D * (D - 1)` off-diagonal pairs that are
   edges.

@@ -158,7 +158,7 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
       with position weights (eq. 13-19).
 
     The final logits are the sum of the enabled heads' logits (eq. 7 and
-    DESIGN.md). Called with `training=True` the model returns a dict of
+    docs/design.md). Called with `training=True` the model returns a dict of
     every head's logits plus `"logits"`, which `compute_loss` uses for the
     auxiliary loss; otherwise it returns the final logits. `head_logits`
     gives the dict at inference.

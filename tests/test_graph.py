@@ -429,7 +429,7 @@ def test_from_dataset_equals_from_labels():
     )
 
 
-# Eq. 5 on the real Corel-5k training labels (DESIGN.md's numbers).
+# Eq. 5 on the real Corel-5k training labels (docs/design.md's numbers).
 
 
 def test_eq5_on_corel5k(corel5k_labels):

@@ -16,7 +16,7 @@ class FeatureActivation(keras.layers.Layer):
     kmlc reads the paper's "number of feature replications" (best at 70,
     never defined) as `node_dim`, the width of each label node's feature
     vector. The projection is computed as `(a[:, None, :] * P) @ W_cls`, so
-    no `[B, D, E]` tensor is formed (DESIGN.md, "Scale"); with
+    no `[B, D, E]` tensor is formed (docs/design.md, "Scale"); with
     `node_dim=None` eq. 3 is taken literally and C is `[B, D, E]`.
 
     Args:

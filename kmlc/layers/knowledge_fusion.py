@@ -17,7 +17,7 @@ class KnowledgeFusion(keras.layers.Layer):
     a learned projection `W_p` `[K, E]` brings it to E channels,
     `P' = tanh(P) W_p`. Because the projection is linear the product is
     computed as `(flatten(A) W_p^T) tanh(P)^T`, and no `[B, D, E]` tensor is
-    formed (DESIGN.md, "Scale"). `g` starts at zero, so B starts as A and a
+    formed (docs/design.md, "Scale"). `g` starts at zero, so B starts as A and a
     pretrained backbone's features are undisturbed at the first step.
 
     Args:

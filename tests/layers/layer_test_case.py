@@ -2,9 +2,10 @@
 
 `run_layer_test` builds a layer from its constructor arguments and checks:
 the config round trip, symbolic and eager calls with the expected output
-shapes, that gradients reach every trainable weight, a mixed-precision
-call, and that a model holding the layer gives identical outputs after a
-`.keras` save and reload.
+shapes, that gradients reach every trainable weight (for a layer without
+weights: that it has none and that gradients reach its inputs), a
+mixed-precision call, and that a model holding the layer gives identical
+outputs after a `.keras` save and reload.
 """
 
 import os
@@ -26,6 +27,7 @@ def run_layer_test(
     tmp_path,
     call_kwargs=None,
     zero_gradient_weights=(),
+    has_weights=True,
 ):
     """Runs the layer contract.
 
@@ -39,6 +41,9 @@ def run_layer_test(
         zero_gradient_weights: names of weights whose gradient is zero at
             initialisation by design (they are still checked to be
             connected: not None).
+        has_weights: False for a layer that has no weights by design (such
+            as `ImagePreprocessing`): the helper then checks that it has
+            none and that the gradient reaches every input instead.
     """
     call_kwargs = call_kwargs or {}
     input_data = tuple(input_data)
@@ -62,19 +67,28 @@ def run_layer_test(
     for tensor in eager:
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(tensor)))
 
-    # Gradients reach every trainable weight.
+    # Gradients reach every trainable weight (or, without weights, the inputs).
     tensors = [tf.convert_to_tensor(x) for x in input_data]
     with tf.GradientTape() as tape:
+        if not has_weights:
+            tape.watch(tensors)
         outputs = _flat(layer(*tensors, **call_kwargs))
         loss = sum(tf.reduce_sum(tf.square(tf.cast(o, "float32"))) for o in outputs)
-    weights = layer.trainable_weights
-    grads = tape.gradient(loss, [w.value for w in weights])
-    assert weights, "the layer has no trainable weights"
-    for weight, grad in zip(weights, grads, strict=True):
-        assert grad is not None, f"no gradient reaches {weight.path}"
-        if weight.name not in zero_gradient_weights:
-            grad = tf.convert_to_tensor(grad)  # IndexedSlices from gathers
-            assert np.any(grad.numpy() != 0), f"zero gradient for {weight.path}"
+    if not has_weights:
+        assert not layer.weights, f"expected no weights, found {layer.weights}"
+        grads = tape.gradient(loss, tensors)
+        for i, grad in enumerate(grads):
+            assert grad is not None, f"no gradient reaches input {i}"
+            assert np.any(grad.numpy() != 0), f"zero gradient for input {i}"
+    else:
+        weights = layer.trainable_weights
+        grads = tape.gradient(loss, [w.value for w in weights])
+        assert weights, "the layer has no trainable weights"
+        for weight, grad in zip(weights, grads, strict=True):
+            assert grad is not None, f"no gradient reaches {weight.path}"
+            if weight.name not in zero_gradient_weights:
+                grad = tf.convert_to_tensor(grad)  # IndexedSlices from gathers
+                assert np.any(grad.numpy() != 0), f"zero gradient for {weight.path}"
 
     # Mixed precision.
     mixed = layer_cls(**init_kwargs, dtype="mixed_float16")

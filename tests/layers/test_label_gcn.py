@@ -11,7 +11,7 @@ from kmlc.layers import LabelGCN
 from tests.layers.layer_test_case import run_layer_test
 
 # Runs stacked spektral.layers.GCNConv with given weights. spektral 1.3.1
-# works only with the legacy tf-keras, hence the subprocess (DESIGN.md).
+# works only with the legacy tf-keras, hence the subprocess (docs/design.md).
 SPEKTRAL_SCRIPT = textwrap.dedent(
     """
     import sys
