@@ -1,33 +1,17 @@
-"""kmlc: multi-label image recognition with a label graph, on Keras 3."""
+"""kmlc: multi-label image recognition with a label graph, on Keras 3.
 
-from kmlc import backbones
-from kmlc import clustering
-from kmlc import data
-from kmlc import evaluation
-from kmlc import export
-from kmlc import graph
-from kmlc import layers
-from kmlc import lite
-from kmlc import losses
-from kmlc import metrics
-from kmlc import onnx_export
-from kmlc.graph import LabelGraph
-from kmlc.model import HEADS
-from kmlc.model import PRESETS
-from kmlc.model import MultiLabelClassifier
-from kmlc.model import build_model
-from kmlc.saving import load_model
-from kmlc.training import train
+The names below are imported on first use (module `__getattr__`), so that
+`import kmlc.serving` (the TF-free clients) or `kmlc --help` does not load
+TensorFlow and Keras.
+"""
+
+import importlib
+
 from kmlc.version import __version__
 
-__all__ = [
-    "__version__",
-    "HEADS",
-    "PRESETS",
-    "LabelGraph",
-    "MultiLabelClassifier",
+# Sub-modules, imported when first read as `kmlc.<name>`.
+_SUBMODULES = (
     "backbones",
-    "build_model",
     "clustering",
     "data",
     "evaluation",
@@ -35,9 +19,32 @@ __all__ = [
     "graph",
     "layers",
     "lite",
-    "load_model",
     "losses",
     "metrics",
     "onnx_export",
-    "train",
-]
+)
+
+# Public names -> the module that defines them.
+_ATTRIBUTES = {
+    "HEADS": "kmlc.model",
+    "PRESETS": "kmlc.model",
+    "LabelGraph": "kmlc.graph",
+    "MultiLabelClassifier": "kmlc.model",
+    "build_model": "kmlc.model",
+    "load_model": "kmlc.saving",
+    "train": "kmlc.training",
+}
+
+__all__ = ["__version__", *sorted(_ATTRIBUTES), *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kmlc.{name}")
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'kmlc' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,11 @@
 """Loading kmlc models with errors that name the file."""
 
+import importlib
 import os
+
+# The modules that register kmlc's serialisable classes: the model and its
+# layers, and the loss and metric that a compiled model restores.
+REGISTERING_MODULES = ("kmlc.layers", "kmlc.losses", "kmlc.metrics", "kmlc.model")
 
 
 def load_model(path, compile=True):
@@ -13,7 +18,8 @@ def load_model(path, compile=True):
     """
     import keras
 
-    import kmlc  # noqa: F401  (registers kmlc's layers for deserialisation)
+    for module in REGISTERING_MODULES:
+        importlib.import_module(module)
 
     path = os.fspath(path)
     if not os.path.isfile(path):
