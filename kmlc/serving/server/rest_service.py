@@ -23,9 +23,9 @@ from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 
 from kmlc.serving.errors import RequestError
-from kmlc.serving.grpc_service import signature_def_map
-from kmlc.serving.servable import DEFAULT_SIGNATURE
-from kmlc.serving.servable import dtype_name
+from kmlc.serving.server.grpc_service import signature_def_map
+from kmlc.serving.server.servable import DEFAULT_SIGNATURE
+from kmlc.serving.server.servable import dtype_name
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 import threading
 
 from kmlc.serving.errors import RequestError
-from kmlc.serving.servable import Servable
+from kmlc.serving.server.servable import Servable
 
 logger = logging.getLogger(__name__)
 

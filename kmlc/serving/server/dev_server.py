@@ -9,10 +9,10 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from kmlc.serving.grpc_service import ModelService
-from kmlc.serving.grpc_service import PredictionService
-from kmlc.serving.model_store import ModelStore
-from kmlc.serving.rest_service import RestServer
+from kmlc.serving.server.grpc_service import ModelService
+from kmlc.serving.server.grpc_service import PredictionService
+from kmlc.serving.server.model_store import ModelStore
+from kmlc.serving.server.rest_service import RestServer
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from kmlc.serving.errors import RequestError
-from kmlc.serving.servable import DEFAULT_SIGNATURE
+from kmlc.serving.server.servable import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
