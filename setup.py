@@ -14,6 +14,8 @@ EXTRAS = {
         "pytest>=8",
         "pytest-xdist>=3.5",
         "ruff>=0.6",
+        # The soak test measures the dev server's resident memory.
+        "psutil>=5.9",
         "jax[cpu]>=0.4.30",
         "spektral==1.3.1",
         "tf-keras==2.21.*",
