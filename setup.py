@@ -14,12 +14,13 @@ EXTRAS = {
         "pytest>=8",
         "pytest-xdist>=3.5",
         "ruff>=0.6",
+        # The soak test measures the dev server's resident memory.
+        "psutil>=5.9",
         "jax[cpu]>=0.4.30",
         "spektral==1.3.1",
         "tf-keras==2.21.*",
         # MediaPipe's image classifier reads kmlc's TFLite metadata in a test.
         "mediapipe>=1.2",
-        "psutil>=5.9",
     ],
     # tensorflow-datasets 4.9.10 imports importlib_resources but declares it
     # only for Python < 3.9 (tensorflow/datasets#11212).

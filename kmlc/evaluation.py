@@ -14,9 +14,9 @@ import numpy as np
 
 from kmlc import io as kmlc_io
 from kmlc import plots
-from kmlc.callbacks import collect_scores
 from kmlc.metrics import multilabel_report
 from kmlc.metrics import sigmoid
+from kmlc.prediction import collect_scores
 
 logger = logging.getLogger("kmlc.evaluate")
 

@@ -1,6 +1,11 @@
 """Loading kmlc models with errors that name the file."""
 
+import importlib
 import os
+
+# The modules that register kmlc's serialisable classes: the model and its
+# layers, and the loss and metric that a compiled model restores.
+REGISTERING_MODULES = ("kmlc.layers", "kmlc.losses", "kmlc.metrics", "kmlc.model")
 
 
 def register_serializables():
@@ -11,9 +16,8 @@ def register_serializables():
     on first use). Call this before `keras.saving.load_model` on a kmlc
     model, or use `load_model` below, which calls it.
     """
-    from kmlc import losses  # noqa: F401
-    from kmlc import metrics  # noqa: F401
-    from kmlc import model  # noqa: F401
+    for module in REGISTERING_MODULES:
+        importlib.import_module(module)
 
 
 def load_model(path, compile=True):

@@ -24,14 +24,14 @@ JAX_SCRIPT = textwrap.dedent(
     import json, sys
     import keras
     import numpy as np
-    import kmlc  # registers the layers
+    import kmlc
 
     assert keras.backend.backend() == "jax"
     folder, presets = sys.argv[1], sys.argv[2].split(",")
     data = np.load(f"{folder}/data.npz")
     losses = {}
     for preset in presets:
-        model = keras.saving.load_model(f"{folder}/{preset}.keras")
+        model = kmlc.load_model(f"{folder}/{preset}.keras")
         np.save(f"{folder}/{preset}_jax.npy", model.predict(data["x"], verbose=0))
         model.compile(optimizer="sgd")
         losses[preset] = float(np.ravel(model.train_on_batch(data["x"], data["y"]))[0])

@@ -9,7 +9,6 @@ from sklearn.metrics import average_precision_score
 
 from kmlc.callbacks import ResumedEarlyStopping
 from kmlc.callbacks import ValidationMetrics
-from kmlc.callbacks import collect_scores
 from tests import model_fixtures as fx
 
 
@@ -36,23 +35,6 @@ def test_validation_metrics_are_exact(tmp_path):
     assert logs["val_mAP"] == pytest.approx(expected, abs=1e-6)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)(y, logits)
     assert logs["val_loss"] == pytest.approx(float(bce), rel=1e-5)
-
-
-def test_collect_scores_pads_the_last_batch_and_keeps_the_order():
-    model = fx.tiny_model("baseline")
-    x, y = fx.images(5), fx.label_matrix(5)
-    logits, labels = collect_scores(model, _dataset(x, y, 2))
-    np.testing.assert_allclose(
-        logits, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
-    )
-    np.testing.assert_array_equal(labels, y)
-
-
-def test_collect_scores_names_an_empty_dataset():
-    model = fx.tiny_model("baseline")
-    empty = _dataset(fx.images(1), fx.label_matrix(1), 1).take(0)
-    with pytest.raises(ValueError, match="yielded no batches"):
-        collect_scores(model, empty)
 
 
 # === ResumedEarlyStopping ===

@@ -5,8 +5,10 @@
     kmlc data check --tfrecords packed/
     kmlc data pack --manifest train.json --images images/ --out packed/
 
-`check` prints one line per problem, naming the file, then a summary line;
-it exits 0 when the data is clean and 1 when it found problems.
+`check` prints one line per problem, naming the file, then a summary line.
+Images without labels (legitimate negatives) and duplicate content are
+warnings; it exits 0 when it found no errors (1 on warnings too with
+`--strict`), 1 when it found errors, 2 when the input cannot be read.
 """
 
 import collections
@@ -27,8 +29,12 @@ def register(subparsers):
         "check",
         help="list missing, unreadable, unlabelled and duplicate images",
         description=(
-            "Scan a data set and print one line per problem, naming the file; "
-            "exit 0 on clean data, 1 when problems were found."
+            "Scan a data set and print one line per problem, naming the file. "
+            "Images without labels and duplicate content are warnings. Exit "
+            "0 when no errors were found (warnings allowed, unless --strict), "
+            "1 when errors (missing, unreadable, too-small, too-large, "
+            "unknown-label, duplicate-key, corrupt-shard) were found, 2 when "
+            "the input cannot be read."
         ),
     )
     add_source_arguments(check_parser)
@@ -39,14 +45,27 @@ def register(subparsers):
         help="images with a shorter side (px) are unusable (default: 8)",
     )
     check_parser.add_argument(
+        "--max-pixels",
+        type=int,
+        help=(
+            "images whose header declares more pixels (width x height) are "
+            "too large, and never decoded (default: 40000000)"
+        ),
+    )
+    check_parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 on warnings (no-labels, duplicate-content) too",
+    )
+    check_parser.add_argument(
         "--ignore",
         action="append",
         default=[],
         metavar="KIND",
         help=(
             "do not report this kind of problem (repeatable): missing, "
-            "unreadable, too-small, unknown-label, no-labels, duplicate-key, "
-            "duplicate-content"
+            "unreadable, too-small, too-large, unknown-label, no-labels, "
+            "duplicate-key, duplicate-content"
         ),
     )
     check_parser.set_defaults(func=run_check)
@@ -80,6 +99,8 @@ def register(subparsers):
 
 def run_check(args):
     from kmlc import data
+    from kmlc.data.check import WARNING_KINDS
+    from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
 
     unknown = sorted(set(args.ignore) - set(data.problem.KINDS))
     if unknown:
@@ -92,18 +113,35 @@ def run_check(args):
     except ImportError as error:
         print(f"kmlc data check: error: {error}", file=sys.stderr)
         return 2
-    problems = data.check(image_set, min_side=args.min_side, progress=True)
+    problems = data.check(
+        image_set,
+        min_side=args.min_side,
+        progress=True,
+        max_pixels=args.max_pixels or DEFAULT_MAX_IMAGE_PIXELS,
+    )
     problems = [problem for problem in problems if problem.kind not in args.ignore]
     for problem in problems:
         print(problem)
-    kinds = collections.Counter(problem.kind for problem in problems)
     if not problems:
         print(f"checked {len(image_set)} images: no problems")
         return 0
+    warnings = [p for p in problems if p.kind in WARNING_KINDS]
+    errors = [p for p in problems if p.kind not in WARNING_KINDS]
+    parts = [
+        _count(found, noun)
+        for found, noun in ((errors, "error"), (warnings, "warning"))
+        if found
+    ]
+    print(f"checked {len(image_set)} images: {', '.join(parts)}")
+    return 1 if errors or (warnings and args.strict) else 0
+
+
+def _count(problems, noun):
+    """`"3 errors (1 missing, 2 unreadable)"`."""
+    kinds = collections.Counter(problem.kind for problem in problems)
     details = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
-    noun = "problem" if len(problems) == 1 else "problems"
-    print(f"checked {len(image_set)} images: {len(problems)} {noun} ({details})")
-    return 1
+    plural = "" if len(problems) == 1 else "s"
+    return f"{len(problems)} {noun}{plural} ({details})"
 
 
 def run_pack(args):

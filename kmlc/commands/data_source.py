@@ -1,7 +1,7 @@
 """The data-source flags shared by `kmlc data`, `evaluate` and `export`.
 
---manifest FILE.json --images DIR [--vocabulary FILE]
---csv FILE [--images DIR] [--vocabulary FILE] [--separator S]
+--manifest FILE.json --images DIR [--vocabulary FILE] [--allow-outside]
+--csv FILE [--images DIR] [--vocabulary FILE] [--separator S] [--allow-outside]
 --tfrecords DIR
 --tfds NAME [--split SPLIT] [--data-dir DIR]
 """
@@ -26,6 +26,14 @@ def add_source_arguments(parser, required=True):
         default=" ",
         help="separator between labels in a CSV labels field (default: space)",
     )
+    group.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help=(
+            "accept manifest/CSV image names outside --images (absolute "
+            "paths, '..', symbolic links leading out); refused by default"
+        ),
+    )
     group.add_argument("--split", default="train", help="TFDS split (default: train)")
     group.add_argument("--data-dir", help="TFDS data directory")
 
@@ -45,7 +53,11 @@ def read_source(args, unknown_labels="raise"):
         if not args.images:
             raise ValueError("--manifest needs --images. Received: --images=None")
         return data.read_manifest(
-            args.manifest, args.images, args.vocabulary, unknown_labels=unknown_labels
+            args.manifest,
+            args.images,
+            args.vocabulary,
+            unknown_labels=unknown_labels,
+            allow_outside_images_dir=args.allow_outside,
         )
     if args.csv:
         return data.read_csv(
@@ -54,6 +66,7 @@ def read_source(args, unknown_labels="raise"):
             vocabulary=args.vocabulary,
             separator=args.separator,
             unknown_labels=unknown_labels,
+            allow_outside_images_dir=args.allow_outside,
         )
     if args.tfrecords:
         return data.read_tfrecords(args.tfrecords)

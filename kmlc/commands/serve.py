@@ -54,6 +54,33 @@ def register(subparsers):
         help="larger requests answer RESOURCE_EXHAUSTED / HTTP 413 (64 MiB)",
     )
     parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        help="predict requests with more instances answer INVALID_ARGUMENT (64)",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=int,
+        help=(
+            "encoded images whose header declares more pixels (width x height) "
+            "are refused before decoding (40000000)"
+        ),
+    )
+    parser.add_argument(
+        "--max-request-pixels",
+        type=int,
+        help="the most pixels of all the images of one request (50000000)",
+    )
+    parser.add_argument(
+        "--rest-read-timeout",
+        type=float,
+        default=30.0,
+        help=(
+            "seconds to wait for a REST client's next bytes before answering "
+            "408 and closing the connection (30)"
+        ),
+    )
+    parser.add_argument(
         "--poll-interval",
         type=float,
         default=1.0,
@@ -70,6 +97,18 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
+def request_limits(args):
+    """The `RequestLimits` the flags ask for (the defaults where not given)."""
+    from kmlc.serving.server.limits import RequestLimits
+
+    given = {
+        name: getattr(args, name)
+        for name in ("max_batch_size", "max_image_pixels", "max_request_pixels")
+        if getattr(args, name) is not None
+    }
+    return RequestLimits(**given)
+
+
 def run(args):
     from kmlc.serving import DevServer
 
@@ -83,6 +122,8 @@ def run(args):
         poll_interval=args.poll_interval,
         warm_up=not args.no_warmup,
         max_workers=args.workers,
+        limits=request_limits(args),
+        rest_read_timeout=args.rest_read_timeout,
     )
     stop = threading.Event()
     previous = {

@@ -9,6 +9,7 @@ from kmlc.data.image_set import multi_hot_matrix
 from kmlc.data.label_vocabulary import LabelVocabulary
 from kmlc.data.label_vocabulary import as_vocabulary
 from kmlc.data.reader_checks import check_images_dir
+from kmlc.data.reader_checks import check_inside
 from kmlc.data.reader_checks import check_unknown_labels
 from kmlc.data.reader_checks import label_indices
 
@@ -22,6 +23,7 @@ def read_csv(
     vocabulary=None,
     separator=" ",
     unknown_labels="raise",
+    allow_outside_images_dir=False,
 ):
     """Reads a CSV file of `path,labels` rows.
 
@@ -29,7 +31,8 @@ def read_csv(
     the field when the separator is a comma): `img/1.jpg,sky sun`. A first
     row `path,labels` (or `image,label`, `filename,tags`...) is a header and
     skipped; blank lines are skipped; a row without labels is an image with
-    no labels.
+    no labels. Paths must stay inside the images directory (see
+    `read_manifest`) unless `allow_outside_images_dir`.
 
     Args:
         csv_path: str. The CSV file.
@@ -42,6 +45,8 @@ def read_csv(
             splits on any run of whitespace. Defaults to `" "`.
         unknown_labels: str. `"raise"` or `"report"`, as for
             `read_manifest`. Defaults to `"raise"`.
+        allow_outside_images_dir: bool. Accept absolute paths and paths
+            that lead out of the images directory. Defaults to `False`.
 
     Returns:
         An `ImageSet` whose keys are the paths as the CSV writes them.
@@ -57,6 +62,9 @@ def read_csv(
     else:
         root = check_images_dir(images_dir)
     rows = list(_read_rows(csv_path, separator))
+    if not allow_outside_images_dir:
+        for line, path, _ in rows:
+            check_inside(root, path, f"{csv_path}, line {line}")
     if vocabulary is None:
         vocabulary = LabelVocabulary.from_labels(labels for _, _, labels in rows)
     vocabulary = as_vocabulary(vocabulary)

@@ -6,11 +6,19 @@ integer IDCT (libjpeg's and PIL's default), grayscale replicated to three
 channels, alpha dropped, palettes applied (PNG, GIF and 8-bit BMP), the
 first frame of a GIF. `diagnose_image` is plain Python (with eager
 TensorFlow) for the rare bad image: it says in words what is wrong.
+`declared_pixels` reads, with TensorFlow ops, the size a header declares,
+so that `load_images` can refuse an image over a pixel limit before
+decoding it.
 """
 
 import os
 
 import tensorflow as tf
+
+from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
+from kmlc.data.image_header import HeaderError
+from kmlc.data.image_header import check_pixels
+from kmlc.data.image_header import image_size
 
 MAGIC_BYTES = {
     "jpeg": (b"\xff\xd8\xff",),
@@ -56,6 +64,78 @@ def decode_image(data):
     return tf.ensure_shape(image, [None, None, 3])
 
 
+def declared_pixels(data):
+    """The pixels an encoded image's header declares, before decoding.
+
+    TensorFlow ops for JPEG (`tf.image.extract_jpeg_shape`), PNG and BMP
+    (fixed header fields); GIF and WebP go through
+    `kmlc.data.image_header.image_size` (a GIF's frames are walked).
+
+    Args:
+        data: scalar string tensor. The encoded image.
+
+    Returns:
+        int64 scalar: width x height (0 for bytes of no known format: the
+        decoder refuses those). Raises an op error for a header cut short.
+    """
+    prefix = tf.strings.substr(data, 0, 3)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return shape[0] * shape[1]
+
+    def png():
+        return _unsigned(data, 16, 4, big_endian=True) * _unsigned(
+            data, 20, 4, big_endian=True
+        )
+
+    def bmp():
+        core = tf.equal(_unsigned(data, 14, 4), 12)  # BITMAPCOREHEADER
+        return tf.cond(
+            core,
+            lambda: _unsigned(data, 18, 2) * _unsigned(data, 20, 2),
+            lambda: tf.abs(_signed32(data, 18)) * tf.abs(_signed32(data, 22)),
+        )
+
+    def other():
+        return tf.reshape(tf.py_function(_python_pixels, [data], tf.int64), [])
+
+    return tf.case(
+        [
+            (tf.equal(prefix, MAGIC_BYTES["jpeg"][0]), jpeg),
+            (tf.equal(tf.strings.substr(data, 0, 8), MAGIC_BYTES["png"][0]), png),
+            (tf.equal(tf.strings.substr(data, 0, 2), MAGIC_BYTES["bmp"][0]), bmp),
+        ],
+        default=other,
+        exclusive=False,
+    )
+
+
+def _unsigned(data, offset, length, big_endian=False):
+    """An unsigned integer of `length` bytes at `offset`, as int64."""
+    raw = tf.cast(
+        tf.io.decode_raw(tf.strings.substr(data, offset, length), tf.uint8), tf.int64
+    )
+    raw = tf.ensure_shape(raw, [length])
+    weights = tf.constant(
+        [256**i for i in (reversed(range(length)) if big_endian else range(length))],
+        tf.int64,
+    )
+    return tf.reduce_sum(raw * weights)
+
+
+def _signed32(data, offset):
+    value = _unsigned(data, offset, 4)
+    return tf.where(value >= 2**31, value - 2**32, value)
+
+
+def _python_pixels(data):
+    try:
+        return image_size(data.numpy()).pixels
+    except HeaderError:
+        return 0
+
+
 def _decode_bmp(data):
     """BMP -> RGB; 8-bit images get their colour table applied."""
     pixels = tf.io.decode_bmp(data, channels=0)
@@ -79,17 +159,23 @@ def _little_endian_int32(data, offset):
     return tf.io.decode_raw(tf.strings.substr(data, offset, 4), tf.int32)[0]
 
 
-def diagnose_image(image, image_is_path, min_side):
+def diagnose_image(image, image_is_path, min_side, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Why an image is unusable, in words; `None` when it is fine.
+
+    The header is read first: an image over `max_pixels` is never decoded.
+    The reasons never quote the file's bytes.
 
     Args:
         image: bytes or str. A file path (`image_is_path`) or encoded bytes.
         image_is_path: bool.
         min_side: int. Images with a side shorter than this are unusable.
+        max_pixels: int or None. Images whose header declares more pixels
+            (width x height) are unusable. Defaults to 40 million
+            (`kmlc.data.image_header.DEFAULT_MAX_IMAGE_PIXELS`).
 
     Returns:
-        `None`, or `(kind, reason)`: kind is `"missing"`, `"unreadable"` or
-        `"too-small"` (see `kmlc.data.Problem`).
+        `None`, or `(kind, reason)`: kind is `"missing"`, `"unreadable"`,
+        `"too-small"` or `"too-large"` (see `kmlc.data.Problem`).
     """
     if image_is_path:
         path = os.fsdecode(image)
@@ -108,8 +194,15 @@ def diagnose_image(image, image_is_path, min_side):
     if image_format is None:
         return (
             "unreadable",
-            f"not a JPEG, PNG, BMP or GIF image (it starts with {data[:8]!r})",
+            f"not a JPEG, PNG, BMP or GIF image ({len(data)} bytes, no known "
+            "signature)",
         )
+    try:
+        check_pixels(image_size(data), max_pixels)
+    except HeaderError:
+        pass  # decoding says what is wrong
+    except ValueError as error:
+        return "too-large", str(error)
     try:
         height, width, _ = decode_image(tf.constant(data)).shape
     except (tf.errors.OpError, ValueError) as error:

@@ -16,12 +16,21 @@ and log the name.
 
 import tensorflow as tf
 
+from kmlc.data.image_decoding import declared_pixels
 from kmlc.data.image_decoding import decode_image
+from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def load_images(dataset, image_is_path, min_side=8, deterministic=True, hashes=False):
+def load_images(
+    dataset,
+    image_is_path,
+    min_side=8,
+    deterministic=True,
+    hashes=False,
+    max_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+):
     """Reads (if paths) and decodes the `"image"` of each element.
 
     Args:
@@ -33,6 +42,9 @@ def load_images(dataset, image_is_path, min_side=8, deterministic=True, hashes=F
         deterministic: bool. Keep the input order. Defaults to `True`.
         hashes: bool. Add `"hash"`, an int64 fingerprint of the encoded
             bytes (0 when unreadable). Defaults to `False`.
+        max_pixels: int or None. Images whose header declares more pixels
+            (width x height) are marked not ok without being decoded.
+            Defaults to 40 million.
 
     Returns:
         A dataset of the same dicts plus `"pixels"` (uint8 `[H, W, 3]`,
@@ -43,6 +55,14 @@ def load_images(dataset, image_is_path, min_side=8, deterministic=True, hashes=F
     def attempt(element):
         image = element["image"]
         data = tf.io.read_file(image) if image_is_path else image
+        if max_pixels is not None:
+            small_enough = tf.debugging.assert_less_equal(
+                declared_pixels(data),
+                tf.constant(int(max_pixels), tf.int64),
+                message="image over the pixel limit",
+            )
+            with tf.control_dependencies([small_enough]):
+                data = tf.identity(data)
         pixels = decode_image(data)
         shape = tf.shape(pixels)
         result = dict(

@@ -9,16 +9,25 @@ from kmlc.data.image_set import multi_hot_matrix
 from kmlc.data.label_vocabulary import LabelVocabulary
 from kmlc.data.label_vocabulary import as_vocabulary
 from kmlc.data.reader_checks import check_images_dir
+from kmlc.data.reader_checks import check_inside
 from kmlc.data.reader_checks import check_unknown_labels
 from kmlc.data.reader_checks import label_indices
 
 
-def read_manifest(manifest, images_dir, vocabulary=None, unknown_labels="raise"):
+def read_manifest(
+    manifest,
+    images_dir,
+    vocabulary=None,
+    unknown_labels="raise",
+    allow_outside_images_dir=False,
+):
     """Reads a JSON manifest of images and their labels.
 
     The manifest is `{"samples": [{"image_name": "1000.jpeg", "image_labels":
     ["sky", "sun"]}, ...]}` (the Corel-5k form); image names are paths
-    relative to `images_dir`.
+    relative to `images_dir`, and must stay inside it: an absolute name, a
+    name that climbs out through `..` or through a symbolic link is an
+    error naming the sample, unless `allow_outside_images_dir`.
 
     Args:
         manifest: str. The JSON file.
@@ -31,6 +40,8 @@ def read_manifest(manifest, images_dir, vocabulary=None, unknown_labels="raise")
             error naming the label, the manifest and the sample. `"report"`:
             drop it and record a `Problem` in the set's `problems` (what
             `kmlc data check` uses). Defaults to `"raise"`.
+        allow_outside_images_dir: bool. Accept image names that lead out
+            of `images_dir`. Defaults to `False`.
 
     Returns:
         An `ImageSet` whose keys are the image names.
@@ -42,6 +53,10 @@ def read_manifest(manifest, images_dir, vocabulary=None, unknown_labels="raise")
     names, label_lists = [], []
     for position, sample in enumerate(samples):
         name, labels = _parse_sample(sample, position, manifest)
+        if not allow_outside_images_dir:
+            check_inside(
+                images_dir or os.curdir, name, f"{manifest}, sample {position}"
+            )
         names.append(name)
         label_lists.append(labels)
     if vocabulary is None:

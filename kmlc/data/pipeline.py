@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from kmlc.data.augmentation import augment as augment_image
 from kmlc.data.augmentation import resize
+from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from kmlc.data.image_loading import AUTOTUNE
 from kmlc.data.image_loading import load_images
 from kmlc.data.image_loading import skip_unusable
@@ -31,13 +32,15 @@ def make_dataset(
     repeat=False,
     min_side=8,
     with_keys=False,
+    max_pixels=DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """Batches of images and labels from an `ImageSet`, for training or not.
 
     Reads and decodes JPEG, PNG, BMP and GIF (grayscale and RGBA become RGB,
     a GIF gives its first frame), skips the images it cannot use (missing,
-    unreadable, smaller than `min_side`), logging each by name on the
-    `"kmlc.data"` logger and counting them in `dataset.skipped`, resizes
+    unreadable, smaller than `min_side`, over `max_pixels`), logging each
+    by name on the `"kmlc.data"` logger and counting them in
+    `dataset.skipped`, resizes
     (or, when training, augments) to `image_size`, batches and prefetches.
     Images stay in 0..255: the model does its backbone's preprocessing.
 
@@ -72,6 +75,9 @@ def make_dataset(
             `False`.
         min_side: int. Images with a shorter side are skipped. Defaults to
             `8`.
+        max_pixels: int or None. Images whose header declares more pixels
+            (width x height) are skipped before they are decoded. `None`:
+            no limit. Defaults to 40 million.
         with_keys: bool. Also yield each image's key (`[B]` strings), to
             match results to images whatever the source's order. Defaults
             to `False`.
@@ -94,14 +100,16 @@ def make_dataset(
         seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     # Evaluation keeps the set's order: it costs little there.
     deterministic = bool(deterministic or not training)
-    skipped = SkippedImages(min_side=min_side)
+    skipped = SkippedImages(min_side=min_side, max_pixels=max_pixels)
     image_is_path = image_set.image_is_path
     dataset = image_set.dataset(shuffle_files=training, seed=seed).map(
         lambda image, labels, key: {"image": image, "labels": labels, "key": key}
     )
 
     def load(dataset):
-        dataset = load_images(dataset, image_is_path, min_side, deterministic)
+        dataset = load_images(
+            dataset, image_is_path, min_side, deterministic, max_pixels=max_pixels
+        )
         dataset = skip_unusable(dataset, skipped, image_is_path)
         return dataset.map(
             lambda x: {"pixels": x["pixels"], "labels": x["labels"], "key": x["key"]}

@@ -6,6 +6,7 @@ KINDS = (
     "missing",
     "unreadable",
     "too-small",
+    "too-large",
     "unknown-label",
     "no-labels",
     "duplicate-key",
@@ -21,7 +22,8 @@ class Problem:
     Args:
         kind: str. One of `KINDS`: `"missing"` (no such file),
             `"unreadable"` (cannot be decoded), `"too-small"` (smaller than
-            the minimum side), `"unknown-label"` (a label outside the
+            the minimum side), `"too-large"` (more pixels than the limit),
+            `"unknown-label"` (a label outside the
             vocabulary), `"no-labels"`, `"duplicate-key"` (the same key
             twice), `"duplicate-content"` (the same bytes as another image),
             `"corrupt-shard"` (a TFRecord shard that cannot be read to its

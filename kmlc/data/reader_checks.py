@@ -20,6 +20,36 @@ def check_images_dir(images_dir):
     return images_dir
 
 
+def check_inside(images_dir, name, where):
+    """Raises `ValueError` unless the image `name` resolves inside `images_dir`.
+
+    Refused: absolute paths, paths that climb out through `..`, and paths
+    whose symbolic links lead out of the directory. Only the path is
+    looked at; the file is never opened.
+
+    Args:
+        images_dir: str. The directory image names are relative to.
+        name: str. The image name as the data file writes it.
+        where: str. The data file and entry, for the message.
+    """
+    if os.path.isabs(name):
+        reason = "an absolute path"
+    elif os.path.normpath(name).split(os.sep)[0] == os.pardir:
+        reason = "it climbs out through '..'"
+    else:
+        root = os.path.realpath(images_dir)
+        resolved = os.path.realpath(os.path.join(root, name))
+        if os.path.commonpath([root, resolved]) == root:
+            return
+        reason = f"a symbolic link leads to {resolved}"
+    raise ValueError(
+        f"{where}: the image {name!r} is outside the images directory "
+        f"{images_dir} ({reason}). Image names must be paths inside it; pass "
+        "allow_outside_images_dir=True (--allow-outside) to read files "
+        f"elsewhere. Received: {name!r}"
+    )
+
+
 def label_indices(vocabulary, labels, where, unknown_labels, problems, source, key):
     """Label names -> indices, raising or recording unknown labels."""
     if unknown_labels == "raise":

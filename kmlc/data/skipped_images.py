@@ -4,6 +4,7 @@ import logging
 import threading
 
 from kmlc.data.image_decoding import diagnose_image
+from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
 
 
 class SkippedImages:
@@ -16,6 +17,7 @@ class SkippedImages:
 
     Args:
         min_side: int. The minimum side used, for the reasons given.
+        max_pixels: int or None. The pixel limit used, likewise.
         logger: `logging.Logger`, optional. Defaults to the `"kmlc.data"`
             logger.
 
@@ -25,8 +27,9 @@ class SkippedImages:
         count: int. Skips counted, a repeated image once per epoch.
     """
 
-    def __init__(self, min_side=8, logger=None):
+    def __init__(self, min_side=8, logger=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
         self.min_side = min_side
+        self.max_pixels = max_pixels
         self.logger = logger or logging.getLogger("kmlc.data")
         self.reasons = {}
         self.count = 0
@@ -68,7 +71,9 @@ class SkippedImages:
             `False`, so that it can serve as a `filter` predicate.
         """
         name = name.numpy().decode("utf-8", "replace")
-        found = diagnose_image(image.numpy(), image_is_path, self.min_side)
+        found = diagnose_image(
+            image.numpy(), image_is_path, self.min_side, self.max_pixels
+        )
         reason = found[1] if found else "could not be read (a transient error?)"
         self.record(name, reason)
         return False

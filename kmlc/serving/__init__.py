@@ -1,31 +1,42 @@
-"""Serving: a TF Serving client and a development server speaking its protocol.
+"""Serving: TF Serving clients, and a development server speaking its protocol.
 
-- `Client`: gRPC (PredictionService, ModelService) with deadlines and
-  retries on UNAVAILABLE; `RestClient`: the same over TF Serving's REST API,
-  standard library only.
-- `DevServer` (and `kmlc serve`): serves a SavedModel base path exported by
-  `kmlc.export`, picking up new versions, for development and tests. In
-  production, run TF Serving on the same export.
+- `kmlc.serving.client`: `RestClient` (TF Serving's REST API) and the
+  ranking helpers, standard library and NumPy only; `Client` (gRPC:
+  PredictionService, ModelService), which needs the
+  `tensorflow-serving-api` protos and so imports TensorFlow. Both retry
+  UNAVAILABLE with backoff and raise `ServingError`.
+- `kmlc.serving.server`: `DevServer` (and `kmlc serve`) serves a
+  SavedModel base path exported by `kmlc.export`, picking up new versions,
+  for development and tests. In production, run TF Serving on the same
+  export.
+
+The names below are imported on first use, so that `from kmlc.serving
+import RestClient` does not load TensorFlow.
 """
 
-from kmlc.serving.client import Client
-from kmlc.serving.errors import RequestError
-from kmlc.serving.errors import ServingError
-from kmlc.serving.model_store import ModelStore
-from kmlc.serving.model_store import VersionStatus
-from kmlc.serving.predictions import rank_labels
-from kmlc.serving.rest_client import RestClient
-from kmlc.serving.servable import Servable
-from kmlc.serving.server import DevServer
+import importlib
 
-__all__ = [
-    "Client",
-    "DevServer",
-    "ModelStore",
-    "RequestError",
-    "RestClient",
-    "Servable",
-    "ServingError",
-    "VersionStatus",
-    "rank_labels",
-]
+# Public names -> the module that defines them.
+_ATTRIBUTES = {
+    "Client": "kmlc.serving.client.grpc_client",
+    "DevServer": "kmlc.serving.server.dev_server",
+    "ModelStore": "kmlc.serving.server.model_store",
+    "RequestError": "kmlc.serving.errors",
+    "RestClient": "kmlc.serving.client.rest_client",
+    "Servable": "kmlc.serving.server.servable",
+    "ServingError": "kmlc.serving.errors",
+    "VersionStatus": "kmlc.serving.server.model_store",
+    "rank_labels": "kmlc.serving.client.predictions",
+}
+
+__all__ = sorted(_ATTRIBUTES)
+
+
+def __getattr__(name):
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'kmlc.serving' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from kmlc import cli
 from kmlc.serving import Client
@@ -71,3 +72,28 @@ def test_kmlc_serve_reports_a_missing_model_base(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "kmlc serve: error:" in err and "is not a directory" in err
+
+
+def test_kmlc_serve_limit_flags(capsys):
+    from kmlc.commands.serve import request_limits
+    from kmlc.serving.server.limits import RequestLimits
+
+    parser = cli.build_parser()
+    base = ["serve", "--model-base", "models/x"]
+    defaults = RequestLimits()
+    assert request_limits(parser.parse_args(base)) == defaults
+    given = parser.parse_args(
+        base + ["--max-batch-size", "8", "--max-request-pixels", "1000"]
+    )
+    assert request_limits(given) == RequestLimits(8, defaults.max_image_pixels, 1000)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for value in (
+        defaults.max_batch_size,
+        defaults.max_image_pixels,
+        defaults.max_request_pixels,
+    ):
+        assert f"({value})" in help_text  # the help states the real defaults
+    with pytest.raises(ValueError, match="max_batch_size must be a positive int"):
+        request_limits(parser.parse_args(base + ["--max-batch-size", "0"]))

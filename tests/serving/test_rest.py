@@ -104,34 +104,53 @@ def test_metadata_json_has_tf_servings_shape(server):
     assert default["method_name"] == "tensorflow/serving/predict"
 
 
+OUTPUT_NAMES = ["label_names", "logits", "scores"]
+
+
 @pytest.mark.parametrize(
-    "make_body",
+    "make_body, answer_key",
     [
-        pytest.param(lambda images: {"instances": [b64(i) for i in images]}, id="row"),
+        pytest.param(
+            lambda images: {"instances": [b64(i) for i in images]},
+            "predictions",
+            id="row",
+        ),
         pytest.param(
             lambda images: {"instances": [{"images": b64(i)} for i in images]},
+            "predictions",
             id="row-named",
         ),
         pytest.param(
-            lambda images: {"inputs": [b64(i) for i in images]}, id="columnar"
+            lambda images: {"inputs": [b64(i) for i in images]},
+            "outputs",
+            id="columnar",
         ),
         pytest.param(
             lambda images: {"inputs": {"images": [b64(i) for i in images]}},
+            "outputs",
             id="columnar-named",
         ),
     ],
 )
-def test_predict_body_forms(server, models, pixels, png_images, make_body):
+def test_predict_body_forms(server, models, pixels, png_images, make_body, answer_key):
+    # TF Serving's REST API: "instances" (row format) is answered with
+    # "predictions", a list with one object per instance; "inputs"
+    # (columnar) with "outputs", one object of whole-batch columns.
     status, payload = call(
         server, "POST", f"/v1/models/{MODEL_NAME}:predict", make_body(png_images)
     )
     assert status == 200
-    if "predictions" in payload:
-        scores = [row["scores"] for row in payload["predictions"]]
-        names = [row["label_names"] for row in payload["predictions"]]
+    assert list(payload) == [answer_key]
+    if answer_key == "predictions":
+        rows = payload["predictions"]
+        assert isinstance(rows, list) and len(rows) == len(png_images)
+        assert all(sorted(row) == OUTPUT_NAMES for row in rows)
+        scores = [row["scores"] for row in rows]
+        names = [row["label_names"] for row in rows]
     else:
-        scores = payload["outputs"]["scores"]
-        names = payload["outputs"]["label_names"]
+        columns = payload["outputs"]
+        assert isinstance(columns, dict) and sorted(columns) == OUTPUT_NAMES
+        scores, names = columns["scores"], columns["label_names"]
     np.testing.assert_allclose(scores, expected_scores(models[0], pixels), atol=1e-5)
     assert names == [LABELS] * len(png_images)
 
@@ -139,11 +158,17 @@ def test_predict_body_forms(server, models, pixels, png_images, make_body):
 def test_float_instances_are_converted_to_the_signatures_dtype(server, models, pixels):
     body = {"signature_name": "serving_images", "instances": pixels.tolist()}
     status, payload = call(server, "POST", f"/v1/models/{MODEL_NAME}:predict", body)
-    assert status == 200
+    assert status == 200 and list(payload) == ["predictions"]
     np.testing.assert_allclose(
         [row["scores"] for row in payload["predictions"]],
         expected_scores(models[0], pixels),
         atol=1e-5,
+    )
+    body = {"signature_name": "serving_images", "inputs": pixels.tolist()}
+    status, payload = call(server, "POST", f"/v1/models/{MODEL_NAME}:predict", body)
+    assert status == 200 and list(payload) == ["outputs"]
+    np.testing.assert_allclose(
+        payload["outputs"]["scores"], expected_scores(models[0], pixels), atol=1e-5
     )
 
 

@@ -74,7 +74,7 @@ def free_port():
 def test_unavailable_is_retried_until_it_succeeds(scripted, caplog):
     unavailable = grpc.StatusCode.UNAVAILABLE
     service, target = scripted([unavailable, unavailable])
-    with caplog.at_level(logging.INFO, logger="kmlc.serving.client"):
+    with caplog.at_level(logging.INFO, logger="kmlc.serving.client.grpc_client"):
         with Client(target, MODEL_NAME, retries=3, backoff=0.01) as client:
             assert client.predict([b"x"]) == [[("b", 0.75), ("a", 0.25)]]
     assert service.calls == 3
@@ -142,7 +142,7 @@ def test_a_server_started_late_is_reached_by_retrying(
     starter = threading.Timer(1.0, server.start)
     starter.start()
     try:
-        with caplog.at_level(logging.INFO, logger="kmlc.serving.client"):
+        with caplog.at_level(logging.INFO, logger="kmlc.serving.client.grpc_client"):
             with Client(
                 f"127.0.0.1:{port}", MODEL_NAME, retries=10, backoff=0.2
             ) as client:

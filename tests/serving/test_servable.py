@@ -13,8 +13,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from kmlc.serving import ModelStore
 from kmlc.serving import RequestError
 from kmlc.serving import Servable
-from kmlc.serving.servable import clean_tf_message
-from kmlc.serving.servable import read_signature_defs
+from kmlc.serving.server.servable import clean_tf_message
+from kmlc.serving.server.servable import read_signature_defs
 from tests.serving.conftest import MODEL_NAME
 from tests.serving.conftest import copy_version
 
@@ -125,12 +125,12 @@ def test_losing_the_base_path_keeps_serving_from_memory(exported, tmp_path, capl
     store = ModelStore(base, MODEL_NAME, poll_interval=60).start()
     try:
         shutil.rmtree(base / "1")
-        with caplog.at_level(logging.WARNING, logger="kmlc.serving.model_store"):
+        with caplog.at_level(logging.WARNING, logger="kmlc.serving.server.model_store"):
             assert store.poll() is False
         assert "still serving it from memory" in caplog.text
         shutil.rmtree(base)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="kmlc.serving.model_store"):
+        with caplog.at_level(logging.WARNING, logger="kmlc.serving.server.model_store"):
             assert store.poll() is False
         assert "Cannot list" in caplog.text
         assert store.servable().version == 1

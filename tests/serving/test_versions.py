@@ -14,7 +14,7 @@ from kmlc.export import export_saved_model
 from kmlc.serving import Client
 from kmlc.serving import DevServer
 from kmlc.serving import ModelStore
-from kmlc.serving.model_store import list_versions
+from kmlc.serving.server.model_store import list_versions
 from tests.serving.conftest import MODEL_NAME
 from tests.serving.conftest import copy_version
 from tests.serving.conftest import expected_scores
@@ -77,7 +77,9 @@ def test_a_broken_version_is_reported_and_the_old_one_kept(
             )
             assert "Could not load model 'tiny' version 3" in caplog.text
             caplog.clear()
-            with caplog.at_level(logging.ERROR, logger="kmlc.serving.model_store"):
+            with caplog.at_level(
+                logging.ERROR, logger="kmlc.serving.server.model_store"
+            ):
                 assert server.store.poll() is False  # same files: not retried
             assert not caplog.records
             np.testing.assert_allclose(
@@ -114,7 +116,7 @@ def test_a_failing_warm_up_keeps_the_old_version(exported, tmp_path, caplog):
         )
         with tf.io.TFRecordWriter(str(warmup)) as writer:
             writer.write(log.SerializeToString())
-        with caplog.at_level(logging.ERROR, logger="kmlc.serving.model_store"):
+        with caplog.at_level(logging.ERROR, logger="kmlc.serving.server.model_store"):
             assert store.poll() is False
         assert store.version == 1
         assert "Could not load model 'tiny' version 2" in caplog.text

@@ -15,7 +15,9 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from kmlc.serving.errors import RequestError
-from kmlc.serving.servable import DEFAULT_SIGNATURE
+from kmlc.serving.server.limits import RequestLimits
+from kmlc.serving.server.limits import tensor_from_proto
+from kmlc.serving.server.servable import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,27 @@ def _answer(context, method, handler):
             grpc.StatusCode.INTERNAL,
             f"{method} failed: {type(error).__name__}: {error}",
         )
+
+
+def deadline_check(context):
+    """A callable that raises once the call's client has gone or timed out."""
+
+    def check():
+        if not context.is_active():
+            raise RequestError(
+                "CANCELLED",
+                "The call was cancelled or its deadline passed; the server "
+                "stopped working on it.",
+            )
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise RequestError(
+                "DEADLINE_EXCEEDED",
+                "The call's deadline passed; the server stopped working on it. "
+                f"Received: {remaining:.3f} s remaining",
+            )
+
+    return check
 
 
 def check_model_spec(store, model_spec):
@@ -81,13 +104,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     Args:
         store: `kmlc.serving.ModelStore`.
+        limits: `RequestLimits`. Defaults to `RequestLimits()`.
     """
 
-    def __init__(self, store):
+    def __init__(self, store, limits=None):
         self.store = store
+        self.limits = limits or RequestLimits()
 
     def Predict(self, request, context):
-        return _answer(context, "Predict", lambda: self._predict(request))
+        return _answer(context, "Predict", lambda: self._predict(request, context))
 
     def GetModelMetadata(self, request, context):
         return _answer(context, "GetModelMetadata", lambda: self._metadata(request))
@@ -96,21 +121,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     Regress = _unimplemented("Regress")
     MultiInference = _unimplemented("MultiInference")
 
-    def _predict(self, request):
+    def _predict(self, request, context):
+        check_deadline = deadline_check(context)
         version = check_model_spec(self.store, request.model_spec)
         servable = self.store.servable(version)
-        inputs = {}
-        for key, tensor in request.inputs.items():
-            try:
-                inputs[key] = tf.make_ndarray(tensor)
-            except Exception as error:  # a malformed TensorProto
-                raise RequestError(
-                    "INVALID_ARGUMENT",
-                    f"Cannot read input tensor {key!r}: {error}. Received: dtype "
-                    f"enum {tensor.dtype}",
-                ) from None
+        inputs = {
+            key: tensor_from_proto(key, tensor, self.limits)
+            for key, tensor in sorted(request.inputs.items())
+        }
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        outputs = servable.run(signature_name, inputs, request.output_filter)
+        outputs = servable.run(
+            signature_name,
+            inputs,
+            request.output_filter,
+            limits=self.limits,
+            check_deadline=check_deadline,
+        )
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.store.name
         response.model_spec.version.value = servable.version

@@ -9,10 +9,11 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from kmlc.serving.grpc_service import ModelService
-from kmlc.serving.grpc_service import PredictionService
-from kmlc.serving.model_store import ModelStore
-from kmlc.serving.rest_service import RestServer
+from kmlc.serving.server.grpc_service import ModelService
+from kmlc.serving.server.grpc_service import PredictionService
+from kmlc.serving.server.limits import RequestLimits
+from kmlc.serving.server.model_store import ModelStore
+from kmlc.serving.server.rest_service import RestServer
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,13 @@ class DevServer:
         warm_up: bool. Replay a version's warm-up requests before serving
             it. Defaults to True.
         max_workers: int. Threads answering gRPC calls. Defaults to 8.
+        limits: `RequestLimits`. The most one predict request may ask for
+            (batch size, pixels per image and per request); requests over
+            them answer INVALID_ARGUMENT (HTTP 400). Defaults to
+            `RequestLimits()`: 64 instances, 40 and 50 megapixels.
+        rest_read_timeout: float. Seconds the REST side waits for a
+            request's next bytes before it answers 408 and closes the
+            connection. Defaults to 30.
 
     Example:
     >>> server = kmlc.serving.DevServer("models/corel", grpc_port=0).start()
@@ -64,6 +72,8 @@ class DevServer:
         poll_interval=1.0,
         warm_up=True,
         max_workers=8,
+        limits=None,
+        rest_read_timeout=30.0,
     ):
         model_base = os.path.abspath(os.fspath(model_base))
         if name is None:
@@ -80,6 +90,12 @@ class DevServer:
         self.host = host
         self.max_request_bytes = int(max_request_bytes)
         self.max_workers = int(max_workers)
+        self.limits = limits or RequestLimits()
+        if not rest_read_timeout > 0:
+            raise ValueError(
+                f"rest_read_timeout must be positive. Received: {rest_read_timeout}"
+            )
+        self.rest_read_timeout = float(rest_read_timeout)
         self.store = ModelStore(model_base, name, poll_interval, warm_up)
         self._requested_ports = (grpc_port, rest_port)
         self.grpc_port = None
@@ -154,7 +170,7 @@ class DevServer:
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(self.store), server
+            PredictionService(self.store, self.limits), server
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelService(self.store), server
@@ -173,7 +189,13 @@ class DevServer:
     def _start_rest(self):
         address = (self.host, int(self._requested_ports[1]))
         try:
-            server = RestServer(address, self.store, self.max_request_bytes)
+            server = RestServer(
+                address,
+                self.store,
+                self.max_request_bytes,
+                limits=self.limits,
+                read_timeout=self.rest_read_timeout,
+            )
         except OSError as error:
             raise OSError(
                 f"Cannot bind the REST port {address[0]}:{address[1]}: {error}"

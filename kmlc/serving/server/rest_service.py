@@ -7,25 +7,25 @@
 - `GET /v1/models/<name>[/versions/<v>]/metadata`: the signatures.
 
 Errors answer `{"error": "..."}` with TF Serving's HTTP status for the code
-(400, 404, 501, ...) and 413 for a body over the size limit.
+(400, 404, 501, ...), 413 for a body over the size limit and 408 when a
+client stops sending a body it announced. Like TF Serving, the body is read
+as JSON whatever its Content-Type.
 """
 
-import base64
-import binascii
 import http.server
 import json
 import logging
 import re
+import socket
 
-import numpy as np
-import tensorflow as tf
 from google.protobuf import json_format
-from tensorflow.core.framework import types_pb2
 
 from kmlc.serving.errors import RequestError
-from kmlc.serving.grpc_service import signature_def_map
-from kmlc.serving.servable import DEFAULT_SIGNATURE
-from kmlc.serving.servable import dtype_name
+from kmlc.serving.server.grpc_service import signature_def_map
+from kmlc.serving.server.limits import RequestLimits
+from kmlc.serving.server.rest_json import array_to_json
+from kmlc.serving.server.rest_json import parse_predict_body
+from kmlc.serving.server.servable import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
@@ -34,121 +34,20 @@ PREDICT_PATH = re.compile(
 )
 METADATA_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+))?/metadata", re.I)
 STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+))?", re.I)
+# TF Serving reads a version as an int64.
+MAX_VERSION = 2**63 - 1
 
 
-def json_to_array(value, dtype, where):
-    """A JSON value -> an array of a signature input's dtype."""
-    if dtype == types_pb2.DT_STRING:
-        return np.array(_json_to_bytes(value, where), dtype=object)
-    numpy_dtype = tf.as_dtype(dtype).as_numpy_dtype
-    try:
-        return np.asarray(value, dtype=numpy_dtype)
-    except (TypeError, ValueError) as error:
+def parse_version(text):
+    """A path's version digits -> int, or None; 400 past int64 like TF Serving."""
+    if text is None:
+        return None
+    if len(text) > 19 or int(text) > MAX_VERSION:
+        shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
         raise RequestError(
-            "INVALID_ARGUMENT",
-            f"{where} must be a (nested, rectangular) list of numbers for "
-            f"{dtype_name(dtype)}: {error}",
-        ) from None
-
-
-def _json_to_bytes(value, where):
-    if isinstance(value, list):
-        return [_json_to_bytes(item, where) for item in value]
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, TypeError, ValueError) as error:
-            raise RequestError(
-                "INVALID_ARGUMENT",
-                f"{where}: the 'b64' value is not valid base64: {error}",
-            ) from None
-    raise RequestError(
-        "INVALID_ARGUMENT",
-        f'{where} must be a string or {{"b64": "..."}}. '
-        f"Received: {type(value).__name__}",
-    )
-
-
-def array_to_json(array, name):
-    """An output array -> JSON; strings as text, `*_bytes` outputs as b64."""
-    array = np.asarray(array)
-    if array.dtype.kind not in ("O", "S"):
-        return array.tolist()
-
-    def convert(item):
-        if isinstance(item, list):
-            return [convert(value) for value in item]
-        item = bytes(item)
-        if not name.endswith("_bytes"):
-            try:
-                return item.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-        return {"b64": base64.b64encode(item).decode("ascii")}
-
-    return convert(array.tolist())
-
-
-def parse_predict_body(body, signature):
-    """A predict request body -> (inputs dict, row format or not)."""
-    keys = sorted(signature.inputs)
-    has_instances = "instances" in body
-    if has_instances == ("inputs" in body):
-        raise RequestError(
-            "INVALID_ARGUMENT",
-            "A predict request needs exactly one of 'instances' (row format) "
-            f"and 'inputs' (columnar format). Received: keys {sorted(body)}",
+            "INVALID_ARGUMENT", f"Failed to convert version: {shown} to numeric."
         )
-    if has_instances:
-        instances = body["instances"]
-        if not isinstance(instances, list):
-            raise RequestError(
-                "INVALID_ARGUMENT",
-                f"'instances' must be a list. Received: {type(instances).__name__}",
-            )
-        if not instances:
-            raise RequestError(
-                "INVALID_ARGUMENT",
-                "'instances' is an empty batch; send at least one instance. "
-                "Received: []",
-            )
-        columns = {key: [] for key in keys}
-        for index, instance in enumerate(instances):
-            instance = _named(instance, keys, f"instance {index}")
-            for key in keys:
-                columns[key].append(instance[key])
-        return {
-            key: json_to_array(
-                columns[key], signature.inputs[key].dtype, f"Input {key!r}"
-            )
-            for key in keys
-        }, True
-    named = _named(body["inputs"], keys, "'inputs'")
-    return {
-        key: json_to_array(named[key], signature.inputs[key].dtype, f"Input {key!r}")
-        for key in keys
-    }, False
-
-
-def _named(value, keys, where):
-    """`{input name: value}` from a named object or a bare single value."""
-    if isinstance(value, dict) and set(value) != {"b64"}:
-        if sorted(value) != keys:
-            raise RequestError(
-                "INVALID_ARGUMENT",
-                f"{where} must name the signature's inputs {keys}. "
-                f"Received: keys {sorted(value)}",
-            )
-        return value
-    if len(keys) != 1:
-        raise RequestError(
-            "INVALID_ARGUMENT",
-            f"{where} must be an object naming the signature's inputs {keys}. "
-            f"Received: {type(value).__name__}",
-        )
-    return {keys[0]: value}
+    return int(text)
 
 
 class RestServer(http.server.ThreadingHTTPServer):
@@ -158,14 +57,22 @@ class RestServer(http.server.ThreadingHTTPServer):
         address: `(host, port)`; port 0 picks a free one.
         store: `kmlc.serving.ModelStore`.
         max_request_bytes: int. Bodies over this answer 413.
+        limits: `RequestLimits`. Defaults to `RequestLimits()`.
+        read_timeout: float. Seconds to wait for a client's next bytes
+            (a request line, headers or body) before giving up on it.
+            Defaults to 30.
     """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, store, max_request_bytes):
+    def __init__(
+        self, address, store, max_request_bytes, limits=None, read_timeout=30.0
+    ):
         self.store = store
         self.max_request_bytes = int(max_request_bytes)
+        self.limits = limits or RequestLimits()
+        self.read_timeout = float(read_timeout)
         super().__init__(address, RestHandler)
 
 
@@ -174,6 +81,12 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "kmlc-dev-server"
+
+    def setup(self):
+        # Every read of the connection waits at most this long: a client
+        # that announces more bytes than it sends cannot hold a thread.
+        self.timeout = self.server.read_timeout
+        super().setup()
 
     def do_GET(self):
         self._handle("GET")
@@ -216,7 +129,25 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
                 f"bytes (--max-request-bytes). Received: {length} bytes",
                 http_status=413,
             )
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except (TimeoutError, socket.timeout):
+            self.close_connection = True
+            raise RequestError(
+                "DEADLINE_EXCEEDED",
+                f"The request body did not arrive within "
+                f"{self.server.read_timeout:g} s. Received: fewer than the "
+                f"{length} bytes of its Content-Length",
+                http_status=408,
+            ) from None
+        if len(body) < length:
+            self.close_connection = True
+            raise RequestError(
+                "INVALID_ARGUMENT",
+                f"The request body ended before its Content-Length. Received: "
+                f"{len(body)} of {length} bytes",
+            )
+        return body
 
     def _discard(self, length):
         """Reads and drops a refused body, so the client gets the answer."""
@@ -239,14 +170,16 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
                     f"{verb} is not implemented by the kmlc dev server; it "
                     "answers predict, status and metadata.",
                 )
-            return self._predict(store, name, version, body)
+            return self._predict(store, name, parse_version(version), body)
         if method == "GET":
             match = METADATA_PATH.fullmatch(path)
             if match:
-                return self._metadata(store, *match.groups())
+                name, version = match.groups()
+                return self._metadata(store, name, parse_version(version))
             match = STATUS_PATH.fullmatch(path)
             if match:
-                return self._status(store, *match.groups())
+                name, version = match.groups()
+                return self._status(store, name, parse_version(version))
         raise RequestError("INVALID_ARGUMENT", f"Malformed request: {method} {path}")
 
     def _servable(self, store, name, version):
@@ -256,7 +189,7 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
                 f"Servable not found for request: Latest({name}). This server "
                 f"serves model {store.name!r}.",
             )
-        return store.servable(None if version is None else int(version))
+        return store.servable(version)
 
     def _predict(self, store, name, version, body):
         servable = self._servable(store, name, version)
@@ -266,6 +199,12 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
             raise RequestError(
                 "INVALID_ARGUMENT", f"JSON Parse error: {error}"
             ) from None
+        except RecursionError:
+            raise RequestError(
+                "INVALID_ARGUMENT",
+                "JSON Parse error: the document is nested too deeply. Received: "
+                f"{len(body)} bytes",
+            ) from None
         if not isinstance(request, dict):
             raise RequestError(
                 "INVALID_ARGUMENT",
@@ -274,8 +213,15 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
             )
         signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
         signature = servable.signature_def(signature_name)
-        inputs, rows = parse_predict_body(request, signature)
-        outputs = servable.run(signature_name, inputs)
+        try:
+            inputs, rows = parse_predict_body(request, signature, self.server.limits)
+        except RecursionError:
+            raise RequestError(
+                "INVALID_ARGUMENT",
+                "The request's tensors are nested too deeply to be read. "
+                f"Received: {len(body)} bytes",
+            ) from None
+        outputs = servable.run(signature_name, inputs, limits=self.server.limits)
         if not rows:
             columns = {key: array_to_json(value, key) for key, value in outputs.items()}
             if len(columns) == 1:
@@ -302,7 +248,7 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
         if not name:
             raise RequestError("INVALID_ARGUMENT", "Missing model name in request.")
         self._servable(store, name, None)
-        statuses = store.statuses(None if version is None else int(version))
+        statuses = store.statuses(version)
         return {
             "model_version_status": [
                 {

@@ -3,7 +3,9 @@
 TF Serving's layout: `<base>/<name>/<version>/saved_model.pb` with integer
 versions. Directories whose names start with `"."` or `"tmp-"` (exports in
 progress) and version directories without a `saved_model.pb` yet are
-skipped.
+skipped. A version that fails to load (say, its variables were still being
+copied) is retried when any of its files changes (names, sizes, mtimes),
+with a backoff while it keeps failing.
 """
 
 import dataclasses
@@ -12,11 +14,14 @@ import os
 import threading
 
 from kmlc.serving.errors import RequestError
-from kmlc.serving.servable import Servable
+from kmlc.serving.server.servable import Servable
 
 logger = logging.getLogger(__name__)
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+# A version that keeps failing while its files keep changing is retried at
+# most every 2**(failures - 1) polls, and at least every this many.
+MAX_SKIPPED_POLLS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,16 +56,29 @@ def list_versions(base_path):
     return versions
 
 
-def _fingerprint(path):
-    """Changes when a version directory's files are replaced."""
+def fingerprint(path):
+    """`(relative path, size, mtime_ns)` of every file under a version
+    directory: changes when any of them is written, added or removed."""
     stamps = []
-    for name in SAVED_MODEL_FILES + (os.path.join("variables", "variables.index"),):
-        try:
-            stat = os.stat(os.path.join(path, name))
-        except OSError:
-            continue
-        stamps.append((name, stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue  # removed while we looked: the next scan sees it
+            stamps.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(stamps))
+
+
+@dataclasses.dataclass
+class _Failure:
+    """A version that failed to load: with which files, why, how often."""
+
+    fingerprint: tuple
+    message: str
+    attempts: int = 1
+    skip_polls: int = 0
 
 
 class ModelStore:
@@ -69,8 +87,10 @@ class ModelStore:
     A new version is loaded fully (and warmed up) before it replaces the
     served one; if it fails to load, the old one keeps serving and the
     reason is logged and reported by `statuses()`. A failed version is
-    retried when its files change. If the served version's directory is
-    removed, the highest remaining version is loaded instead.
+    retried when any of its files changes; after its n-th failure in a row
+    the next 2**(n-1) - 1 scans (at most 32) skip it. If the served
+    version's directory is removed, the highest remaining version is
+    loaded instead.
 
     Args:
         base_path: str. The model base path, holding integer versions.
@@ -91,7 +111,7 @@ class ModelStore:
         self.poll_interval = float(poll_interval)
         self.warm_up = bool(warm_up)
         self._servable = None
-        self._failed = {}  # version -> (fingerprint, message)
+        self._failed = {}  # version -> _Failure
         self._unloaded = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -121,8 +141,8 @@ class ModelStore:
         self.poll()
         if self._servable is None:
             reasons = "; ".join(
-                f"version {version}: {message}"
-                for version, (_, message) in sorted(self._failed.items())
+                f"version {version}: {failure.message}"
+                for version, failure in sorted(self._failed.items())
             )
             raise ValueError(
                 f"No version of model {self.name!r} under {self.base_path} "
@@ -146,8 +166,9 @@ class ModelStore:
         """Scans the base path once; returns True if the served version changed.
 
         The highest version that is not the served one and has not failed
-        with the same files is loaded; versions below the served one are
-        tried only when the served one's directory is gone.
+        with the same files (or is not waiting out its backoff) is loaded;
+        versions below the served one are tried only when the served one's
+        directory is gone.
         """
         try:
             versions = list_versions(self.base_path)
@@ -158,9 +179,13 @@ class ModelStore:
         for version in sorted(versions, reverse=True):
             if version == current:
                 return False
-            failed = self._failed.get(version)
-            if failed and failed[0] == _fingerprint(versions[version]):
-                continue
+            failure = self._failed.get(version)
+            if failure is not None:
+                if failure.fingerprint == fingerprint(versions[version]):
+                    continue
+                if failure.skip_polls > 0:
+                    failure.skip_polls -= 1
+                    continue
             if self._load(version, versions[version]):
                 return True
         if current is not None and current not in versions:
@@ -193,8 +218,8 @@ class ModelStore:
         """`VersionStatus` of every version seen, highest first."""
         with self._lock:
             entries = {v: VersionStatus(v, "END") for v in self._unloaded}
-            for v, (_, message) in self._failed.items():
-                entries[v] = VersionStatus(v, "END", "UNKNOWN", message)
+            for v, failure in self._failed.items():
+                entries[v] = VersionStatus(v, "END", "UNKNOWN", failure.message)
             if self._servable is not None:
                 current = self._servable.version
                 entries[current] = VersionStatus(current, "AVAILABLE")
@@ -216,7 +241,7 @@ class ModelStore:
                 logger.exception("Polling %s failed", self.base_path)
 
     def _load(self, version, path):
-        fingerprint = _fingerprint(path)
+        files = fingerprint(path)
         logger.info("Loading model %r version %d from %s", self.name, version, path)
         try:
             servable = Servable(path, version)
@@ -224,7 +249,14 @@ class ModelStore:
         except Exception as error:  # any load failure keeps the old version
             message = f"{type(error).__name__}: {error}"
             with self._lock:
-                self._failed[version] = (fingerprint, message)
+                previous = self._failed.get(version)
+                attempts = 1 if previous is None else previous.attempts + 1
+                self._failed[version] = _Failure(
+                    files,
+                    message,
+                    attempts,
+                    skip_polls=min(2 ** min(attempts - 1, 6) - 1, MAX_SKIPPED_POLLS),
+                )
             current = self.version
             logger.error(
                 "Could not load model %r version %d from %s; %s. %s",

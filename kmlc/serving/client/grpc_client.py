@@ -13,13 +13,13 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import status_pb2
 
+from kmlc.serving.client.predictions import check_ranking
+from kmlc.serving.client.predictions import decode_strings
+from kmlc.serving.client.predictions import float_batch
+from kmlc.serving.client.predictions import rank_labels
+from kmlc.serving.client.predictions import read_images
 from kmlc.serving.errors import ServingError
 from kmlc.serving.errors import wait_before_retry
-from kmlc.serving.predictions import check_ranking
-from kmlc.serving.predictions import decode_strings
-from kmlc.serving.predictions import float_batch
-from kmlc.serving.predictions import rank_labels
-from kmlc.serving.predictions import read_images
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ import urllib.request
 
 import numpy as np
 
+from kmlc.serving.client.predictions import check_ranking
+from kmlc.serving.client.predictions import float_batch
+from kmlc.serving.client.predictions import rank_labels
+from kmlc.serving.client.predictions import read_images
 from kmlc.serving.errors import CODE_OF_HTTP_STATUS
 from kmlc.serving.errors import ServingError
 from kmlc.serving.errors import wait_before_retry
-from kmlc.serving.predictions import check_ranking
-from kmlc.serving.predictions import float_batch
-from kmlc.serving.predictions import rank_labels
-from kmlc.serving.predictions import read_images
 
 logger = logging.getLogger(__name__)
 

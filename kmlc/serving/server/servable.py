@@ -12,6 +12,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from kmlc.serving.errors import RequestError
+from kmlc.serving.server.limits import MAX_NAMED_INSTANCES
+from kmlc.serving.server.limits import check_inputs as check_limits
+from kmlc.serving.server.limits import dtype_name
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -47,11 +50,6 @@ def read_signature_defs(path):
         for name in sorted(signature_defs)
         if not name.startswith("__")
     }
-
-
-def dtype_name(dtype):
-    """`types_pb2.DataType` enum -> its name, e.g. `"DT_FLOAT"`."""
-    return types_pb2.DataType.Name(dtype)
 
 
 def tensor_shape(tensor_info):
@@ -128,7 +126,14 @@ class Servable:
             )
         return self.signature_defs[name]
 
-    def run(self, signature_name, inputs, output_filter=()):
+    def run(
+        self,
+        signature_name,
+        inputs,
+        output_filter=(),
+        limits=None,
+        check_deadline=None,
+    ):
         """Checks the inputs, runs a signature and returns its outputs.
 
         Args:
@@ -136,13 +141,21 @@ class Servable:
             inputs: dict `{input name: np.ndarray}`; strings as bytes.
             output_filter: sequence of output names to return; empty means
                 all.
+            limits: `RequestLimits` or None. Checked (batch size, image
+                pixels, finite floats) before the model runs.
+            check_deadline: callable or None. Called between the steps;
+                raises a `RequestError` when the client has gone, so that
+                no more work is done for it.
 
         Returns:
             A dict `{output name: np.ndarray}`.
         """
+        check_deadline = check_deadline or (lambda: None)
         name = signature_name or DEFAULT_SIGNATURE
         signature = self.signature_def(name)
         self._check_inputs(name, signature, inputs)
+        if limits is not None:
+            check_limits(name, signature, inputs, limits, check_deadline)
         wanted = list(output_filter) or list(signature.outputs)
         unknown = [key for key in wanted if key not in signature.outputs]
         if unknown or len(set(wanted)) != len(wanted):
@@ -163,10 +176,13 @@ class Servable:
                     f"Input {key!r} of signature {name!r} cannot be read as "
                     f"{dtype_name(dtype.as_datatype_enum)}: {error}",
                 ) from None
+        check_deadline()
         try:
             outputs = self._functions[name](**feeds)
         except tf.errors.InvalidArgumentError as error:
-            raise self._explain(name, signature, inputs, error) from None
+            raise self._explain(
+                name, signature, inputs, error, check_deadline
+            ) from None
         except tf.errors.ResourceExhaustedError as error:
             raise RequestError(
                 "RESOURCE_EXHAUSTED",
@@ -176,6 +192,7 @@ class Servable:
             raise RequestError(
                 "INTERNAL", f"Signature {name!r} failed: {clean_tf_message(error)}"
             ) from None
+        check_deadline()
         return {key: outputs[key].numpy() for key in wanted}
 
     def warm_up(self):
@@ -252,17 +269,20 @@ class Servable:
                     f"at least one instance. Received: shape {got_shape}",
                 )
 
-    def _explain(self, name, signature, inputs, error):
-        """A `RequestError` for a failed run, naming bad image instances."""
+    def _explain(self, name, signature, inputs, error, check_deadline):
+        """A `RequestError` for a failed run, naming the first bad images."""
         for key, value in inputs.items():
             if signature.inputs[key].dtype != types_pb2.DT_STRING:
                 continue
             bad = {}
             for index, item in enumerate(np.asarray(value).reshape(-1)):
+                check_deadline()
                 try:
                     tf.io.decode_image(item, channels=3, expand_animations=False)
                 except tf.errors.InvalidArgumentError as decode_error:
                     bad[index] = (item, clean_tf_message(decode_error))
+                if len(bad) == MAX_NAMED_INSTANCES:
+                    break
             if bad:
                 index, (item, reason) = next(iter(bad.items()))
                 which = (
