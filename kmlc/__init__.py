@@ -7,10 +7,8 @@ from kmlc import evaluation
 from kmlc import export
 from kmlc import graph
 from kmlc import layers
-from kmlc import lite
 from kmlc import losses
 from kmlc import metrics
-from kmlc import onnx_export
 from kmlc.graph import LabelGraph
 from kmlc.model import HEADS
 from kmlc.model import PRESETS
@@ -34,10 +32,8 @@ __all__ = [
     "export",
     "graph",
     "layers",
-    "lite",
     "load_model",
     "losses",
     "metrics",
-    "onnx_export",
     "train",
 ]
