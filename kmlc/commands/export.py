@@ -1,6 +1,6 @@
 """`kmlc export`: a trained model as a SavedModel, a TFLite file or ONNX.
 
-    kmlc export --model m.keras --out models --name corel5k
+    kmlc export --model m.keras --out models --name corel5k --models-config
     kmlc export --model m.keras --format tflite --quantize int8 \\
         --manifest train.json --images images/ --out m.tflite
     kmlc export --model m.keras --format onnx --out m.onnx
@@ -45,6 +45,17 @@ def register(subparsers):
     )
     parser.add_argument(
         "--version", type=int, help="savedmodel: the version (default: next free)"
+    )
+    parser.add_argument(
+        "--models-config",
+        action="store_true",
+        help="savedmodel: also write OUT/NAME/models.config, TF Serving's "
+        "--model_config_file serving the latest version",
+    )
+    parser.add_argument(
+        "--server-base-path",
+        help="savedmodel, with --models-config: OUT as the server sees it, "
+        "e.g. /models in a container (default: OUT's absolute path)",
     )
     lite = parser.add_argument_group("tflite")
     lite.add_argument(
@@ -137,6 +148,7 @@ def _check_flags(args):
         for flag, value in (
             ("--name", args.name),
             ("--version", args.version is not None),
+            ("--models-config", args.models_config),
         )
         if value
     ]
@@ -144,6 +156,12 @@ def _check_flags(args):
         raise ValueError(
             f"{', '.join(savedmodel_only)} only apply to --format savedmodel. "
             f"Received: --format {args.format}"
+        )
+    if args.server_base_path and not args.models_config:
+        raise ValueError(
+            "--server-base-path is the base path written in models.config: it "
+            "needs --models-config. Received: --server-base-path "
+            f"{args.server_base_path}"
         )
 
 
@@ -159,6 +177,10 @@ def run(args):
         written = saved_model.export_saved_model(
             model, args.out, name, version=args.version
         )
+        if args.models_config:
+            from kmlc.export import serving_config
+
+            serving_config.write_models_config(args.out, name, args.server_base_path)
     elif args.format == "tflite":
         from kmlc.export import model_image_size
         from kmlc.export.lite import convert

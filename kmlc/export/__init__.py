@@ -1,6 +1,7 @@
 """Exporting a trained model: one module a format, one for what they share.
 
 - `saved_model`: TF Serving's versioned SavedModel (`export_saved_model`);
+- `serving_config`: TF Serving's `models.config` for an export;
 - `lite`: TFLite / LiteRT conversion (`lite.convert`); `lite_quantize`:
   the quantize modes, calibration and what stays float; `lite_weights`:
   float weights stored as int8; `lite_metadata`: the labels and contract
@@ -20,12 +21,14 @@ from kmlc.export import lite_runtime
 from kmlc.export import lite_weights
 from kmlc.export import onnx
 from kmlc.export import saved_model
+from kmlc.export import serving_config
 from kmlc.export.contract import model_image_size
 from kmlc.export.contract import model_label_names
 from kmlc.export.onnx import export_onnx
 from kmlc.export.saved_model import existing_versions
 from kmlc.export.saved_model import export_saved_model
 from kmlc.export.saved_model import write_saved_model
+from kmlc.export.serving_config import write_models_config
 
 __all__ = [
     "contract",
@@ -41,5 +44,7 @@ __all__ = [
     "model_label_names",
     "onnx",
     "saved_model",
+    "serving_config",
+    "write_models_config",
     "write_saved_model",
 ]

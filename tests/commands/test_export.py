@@ -9,7 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
+from kmlc.export import existing_versions
 from kmlc.export.lite_runtime import Predictor
 from tests import model_fixtures as fx
 
@@ -58,6 +61,50 @@ def run_cli(capsys, *argv):
     code = main(["export", *argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def read_models_config(path):
+    return text_format.Parse(
+        path.read_text(encoding="utf-8"), model_server_config_pb2.ModelServerConfig()
+    )
+
+
+def test_cli_models_config_serves_the_exported_model(keras_file, tmp_path, capsys):
+    code, stdout, err = run_cli(
+        capsys, "--model", keras_file, "--out", str(tmp_path), "--models-config"
+    )
+    assert code == 0, err
+    # The name defaults to the model file's stem.
+    assert stdout == os.path.join(str(tmp_path), "tiny", "1") + "\n"
+    config = read_models_config(tmp_path / "tiny" / "models.config")
+    (entry,) = config.model_config_list.config
+    assert entry.name == "tiny"
+    assert entry.base_path == str(tmp_path / "tiny")
+    assert entry.model_platform == "tensorflow"
+    policy = entry.model_version_policy
+    assert policy.WhichOneof("policy_choice") == "latest"
+    assert policy.latest.num_versions == 1
+    # The file beside the versions is not taken for one.
+    assert existing_versions(entry.base_path) == [1]
+
+    # In a container the server sees the base directory elsewhere.
+    code, stdout, err = run_cli(
+        capsys,
+        "--model",
+        keras_file,
+        "--out",
+        str(tmp_path),
+        "--models-config",
+        "--server-base-path",
+        "/models",
+    )
+    assert code == 0, err
+    assert stdout == os.path.join(str(tmp_path), "tiny", "2") + "\n"
+    (entry,) = read_models_config(
+        tmp_path / "tiny" / "models.config"
+    ).model_config_list.config
+    assert (entry.name, entry.base_path) == ("tiny", "/models/tiny")
+    assert existing_versions(tmp_path / "tiny") == [1, 2]
 
 
 def test_cli_onnx(keras_file, tmp_path, capsys):
@@ -172,8 +219,13 @@ def test_cli_int8_without_calibration_data(keras_file, tmp_path, capsys):
             "--name only apply to --format savedmodel",
         ),
         (
-            ["--format", "onnx", "--version", "3"],
-            "--version only apply to --format savedmodel",
+            ["--format", "onnx", "--version", "3", "--models-config"],
+            "--version, --models-config only apply to --format savedmodel",
+        ),
+        (
+            ["--server-base-path", "/models"],
+            "--server-base-path is the base path written in models.config: it "
+            "needs --models-config. Received: --server-base-path /models",
         ),
         (["--format", "tflite", "--csv", "x.csv"], "used by --quantize int8 only"),
         (
