@@ -5,7 +5,7 @@ Trains a small model inside the script (MobileNetV3Small at 128 px, heads
 training split, then measures on its validation split (`kmlc.data.split`,
 10 %, seed 0: the same images every run) the Keras model, the SavedModel
 (`serving_images`), TFLite float32 / float16 / dynamic / int8 (calibrated on
-training images, through `kmlc.lite.Predictor`; int8 with kmlc's defaults
+training images, through `kmlc.export.lite_runtime.Predictor`; int8 with kmlc's defaults
 (heads and `lite.INT8_FLOAT_OPS` computed in float, the heads' weights stored
 as int8), the same with float32 head weights, with the heads quantized too,
 and with every op quantized) and ONNX (onnxruntime):
@@ -53,8 +53,8 @@ import tensorflow as tf  # noqa: E402
 import kmlc  # noqa: E402
 from kmlc import data  # noqa: E402
 from kmlc import export  # noqa: E402
-from kmlc import lite  # noqa: E402
-from kmlc import onnx_export  # noqa: E402
+from kmlc.export import lite  # noqa: E402
+from kmlc.export import lite_runtime  # noqa: E402
 from kmlc.metrics import mean_average_precision  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -207,13 +207,13 @@ def main():
             float_heads=float_heads,
             int8_weights=int8_weights,
         )
-        predictor = lite.Predictor(path, num_threads=args.threads)
+        predictor = lite_runtime.Predictor(path, num_threads=args.threads)
         measure(f"tflite_{name}", path, predictor.logits)
         rows[-1]["delegate"] = predictor.delegate
 
     import onnxruntime
 
-    onnx_path = onnx_export.export_onnx(model, os.path.join(out, "model.onnx"))
+    onnx_path = export.export_onnx(model, os.path.join(out, "model.onnx"))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
     options.inter_op_num_threads = args.threads

@@ -35,10 +35,9 @@ _EXPORTS = {
             "export",
             "graph",
             "layers",
-            "lite",
             "losses",
             "metrics",
-            "onnx_export",
+            "precision",
         )
     },
 }

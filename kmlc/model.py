@@ -23,6 +23,11 @@ PRESETS = {
 }
 
 
+def default_label_names(num_labels):
+    """`label_0`, `label_1`, ...: the names of a model built without any."""
+    return [f"label_{i}" for i in range(num_labels)]
+
+
 def resolve_heads(heads):
     """A preset name or a sequence of head names -> a checked tuple."""
     if isinstance(heads, str):
@@ -209,7 +214,7 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
         heads = resolve_heads(heads)
         height, width = backbones_lib.image_shape(image_size)
         if label_names is None:
-            label_names = [f"label_{i}" for i in range(num_labels)]
+            label_names = default_label_names(num_labels)
         label_names = [str(name) for name in label_names]
         if len(label_names) != num_labels:
             raise ValueError(
@@ -306,6 +311,22 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
         outputs = {head: ops.cast(value, "float32") for head, value in outputs.items()}
         outputs["logits"] = logits
         return outputs
+
+    def head_layer_names(self):
+        """Names of the layers that compute the heads' logits.
+
+        Every layer after the backbone's pooling but the final sum of the
+        heads and the float32 output; what an int8 export keeps in float
+        (`kmlc.export.lite`). Read from the built graph, so a renamed or new
+        head layer is listed without further change.
+        """
+        merge = (self.pooling, getattr(self, "head_sum", None), self.logits_output)
+        trunk = {id(layer) for layer in (self.preprocessing, self.backbone, *merge)}
+        return [
+            layer.name
+            for layer in self.layers
+            if id(layer) not in trunk and not isinstance(layer, keras.layers.InputLayer)
+        ]
 
     def heads_model(self):
         """The heads alone: backbone feature maps `[B, h, w, E]` -> logits.

@@ -1,4 +1,4 @@
-"""Small models and label graphs shared by the model tests."""
+"""Small models and label graphs shared by the tests (model, export, serving)."""
 
 import keras
 import numpy as np
@@ -11,6 +11,7 @@ from kmlc.config import TrainConfig
 
 NUM_LABELS = 6
 IMAGE_SIZE = 32
+LABEL_NAMES = ["sky", "sea", "sun", "tree", "grass", "sand"]
 
 
 def tiny_backbone(image_size=IMAGE_SIZE, channels=16):
@@ -42,7 +43,14 @@ def tiny_graph(num_labels=NUM_LABELS):
     )
 
 
-def tiny_model(heads="full", num_labels=NUM_LABELS, **kwargs):
+def tiny_model(heads="full", num_labels=NUM_LABELS, seed=None, **kwargs):
+    """A `kmlc.MultiLabelClassifier` on `tiny_backbone`, 32x32 images.
+
+    `seed` seeds Keras first, for the same weights on every call; other
+    keyword arguments go to `kmlc.build_model` (e.g. `label_names`).
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     kwargs.setdefault("node_dim", 8)
     kwargs.setdefault("top_k", 3)
     return kmlc.build_model(

@@ -61,7 +61,7 @@ def test_loads_in_a_fresh_process_without_importing_the_whole_package(tmp_path):
         np.save({str(tmp_path / "got.npy")!r},
                 model.predict(np.load({str(tmp_path / "images.npy")!r}), verbose=0))
         print(type(model.loss).__name__)
-        print(sorted(m for m in ("kmlc.training", "kmlc.export", "kmlc.lite")
+        print(sorted(m for m in ("kmlc.training", "kmlc.export", "kmlc.export.lite")
                      if m in sys.modules))
         """
     )

@@ -1,6 +1,6 @@
 """`kmlc export`: a trained model as a SavedModel, a TFLite file or ONNX.
 
-    kmlc export --model m.keras --out models --name corel5k
+    kmlc export --model m.keras --out models --name corel5k --models-config
     kmlc export --model m.keras --format tflite --quantize int8 \\
         --manifest train.json --images images/ --out m.tflite
     kmlc export --model m.keras --format onnx --out m.onnx
@@ -9,11 +9,11 @@ Prints the version directory (SavedModel) or the file written, and only
 that, on stdout.
 """
 
-import os
-
 from kmlc.commands.data_source import add_source_arguments
 from kmlc.commands.data_source import has_source
 from kmlc.commands.data_source import read_source
+from kmlc.export.lite_quantize import QUANTIZE_MODES
+from kmlc.export.lite_quantize import modes_where
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 
@@ -25,8 +25,9 @@ def register(subparsers):
         description=(
             "Export a .keras model: --format savedmodel (default) writes TF "
             "Serving's OUT/NAME/VERSION/ with a new version each time; "
-            "--format tflite writes a LiteRT model (--quantize float32, float16, "
-            "dynamic or int8; int8 calibrates on --manifest/--csv images); "
+            "--format tflite writes a LiteRT model (--quantize "
+            f"{', '.join(QUANTIZE_MODES)}; int8 calibrates on --manifest/--csv "
+            "images); "
             "--format onnx writes an ONNX model."
         ),
     )
@@ -45,12 +46,26 @@ def register(subparsers):
     parser.add_argument(
         "--version", type=int, help="savedmodel: the version (default: next free)"
     )
+    parser.add_argument(
+        "--models-config",
+        action="store_true",
+        help="savedmodel: also write OUT/NAME/models.config, TF Serving's "
+        "--model_config_file serving the latest version",
+    )
+    parser.add_argument(
+        "--server-base-path",
+        help="savedmodel, with --models-config: OUT as the server sees it, "
+        "e.g. /models in a container (default: OUT's absolute path)",
+    )
     lite = parser.add_argument_group("tflite")
     lite.add_argument(
         "--quantize",
-        choices=("float32", "float16", "dynamic", "int8"),
+        choices=tuple(QUANTIZE_MODES),
         default="float32",
-        help="(default: float32)",
+        help="; ".join(
+            f"{name}: {mode.description}" for name, mode in QUANTIZE_MODES.items()
+        )
+        + " (default: float32)",
     )
     lite.add_argument(
         "--num-calibration-samples",
@@ -82,12 +97,15 @@ def register(subparsers):
 
 
 def _calibration_data(args, image_size):
-    from kmlc import data
+    from kmlc.export.lite import calibration_dataset
 
     if not has_source(args):
         return None
-    image_set = read_source(args)
-    return data.make_dataset(image_set, image_size, batch_size=32, training=False)
+    return calibration_dataset(read_source(args), image_size)
+
+
+def _needs(modes):
+    return f"--quantize {' or '.join(modes)}"
 
 
 def _check_flags(args):
@@ -108,24 +126,42 @@ def _check_flags(args):
                 f"{', '.join(given)} only apply to --format tflite. "
                 f"Received: --format {args.format}"
             )
-    elif has_source(args) and args.quantize != "int8":
+    elif has_source(args) and not QUANTIZE_MODES[args.quantize].full_integer:
         raise ValueError(
-            "Calibration images (--manifest, --csv, ...) are used by --quantize int8 "
-            f"only. Received: --quantize {args.quantize}"
+            "Calibration images (--manifest, --csv, ...) are used by "
+            f"{_needs(modes_where('full_integer'))} only. "
+            f"Received: --quantize {args.quantize}"
         )
-    elif args.int8_heads and args.quantize != "int8":
+    elif args.int8_heads and not QUANTIZE_MODES[args.quantize].full_integer:
         raise ValueError(
-            f"--int8-heads needs --quantize int8. Received: --quantize {args.quantize}"
+            f"--int8-heads needs {_needs(modes_where('full_integer'))}. "
+            f"Received: --quantize {args.quantize}"
         )
-    elif args.float_weights and args.quantize not in ("int8", "dynamic"):
+    elif args.float_weights and not QUANTIZE_MODES[args.quantize].int8_weights:
         raise ValueError(
-            "--float-weights applies to --quantize int8 or dynamic (the others "
-            f"store no int8 weights). Received: --quantize {args.quantize}"
+            f"--float-weights applies to {_needs(modes_where('int8_weights'))} "
+            "(the others store no int8 weights). "
+            f"Received: --quantize {args.quantize}"
         )
-    if args.format != "savedmodel" and (args.name or args.version is not None):
+    savedmodel_only = [
+        flag
+        for flag, value in (
+            ("--name", args.name),
+            ("--version", args.version is not None),
+            ("--models-config", args.models_config),
+        )
+        if value
+    ]
+    if args.format != "savedmodel" and savedmodel_only:
         raise ValueError(
-            "--name and --version apply to --format savedmodel. "
+            f"{', '.join(savedmodel_only)} only apply to --format savedmodel. "
             f"Received: --format {args.format}"
+        )
+    if args.server_base_path and not args.models_config:
+        raise ValueError(
+            "--server-base-path is the base path written in models.config: it "
+            "needs --models-config. Received: --server-base-path "
+            f"{args.server_base_path}"
         )
 
 
@@ -135,13 +171,19 @@ def run(args):
 
     model = load_model(args.model, compile=False)
     if args.format == "savedmodel":
-        from kmlc.export import export_saved_model
+        from kmlc.export import saved_model
 
-        name = args.name or os.path.splitext(os.path.basename(args.model))[0]
-        written = export_saved_model(model, args.out, name, version=args.version)
+        name = args.name or saved_model.name_from_path(args.model)
+        written = saved_model.export_saved_model(
+            model, args.out, name, version=args.version
+        )
+        if args.models_config:
+            from kmlc.export import serving_config
+
+            serving_config.write_models_config(args.out, name, args.server_base_path)
     elif args.format == "tflite":
         from kmlc.export import model_image_size
-        from kmlc.lite import convert
+        from kmlc.export.lite import convert
 
         written = convert(
             model,
@@ -154,7 +196,7 @@ def run(args):
             int8_weights=not args.float_weights,
         )
     else:
-        from kmlc.onnx_export import export_onnx
+        from kmlc.export.onnx import export_onnx
 
         written = export_onnx(model, args.out, opset=args.opset)
     print(written)

@@ -9,38 +9,23 @@ import io
 import os
 import shutil
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-import kmlc
 from kmlc.export import export_saved_model
 from kmlc.serving import DevServer
+from tests import model_fixtures as fx
 
 MODEL_NAME = "tiny"
 LABELS = ["sky", "water", "tree", "sand", "grass"]
-IMAGE_SIZE = 32
+IMAGE_SIZE = fx.IMAGE_SIZE
 
 
 def tiny_model(seed):
-    """A baseline model on a two-convolution backbone, 32x32 images."""
-    keras.utils.set_random_seed(seed)
-    backbone = keras.Sequential(
-        [
-            keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)),
-            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-            keras.layers.Conv2D(8, 3, strides=2),
-        ],
-        name="tiny_backbone",
-    )
-    return kmlc.build_model(
-        len(LABELS),
-        backbone=backbone,
-        image_size=IMAGE_SIZE,
-        heads="baseline",
-        label_names=LABELS,
-        preprocessing="tf",
+    """A baseline model on the shared tiny backbone, 32x32 images."""
+    return fx.tiny_model(
+        "baseline", num_labels=len(LABELS), seed=seed, label_names=LABELS
     )
 
 

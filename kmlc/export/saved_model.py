@@ -11,7 +11,8 @@
 - both return `scores` float32 `[None, D]` (sigmoid of the logits),
   `logits` float32 `[None, D]` and `label_names` DT_STRING `[None, D]` (the
   names tiled per image, so that server-side batching can split them);
-- assets `labels.txt` (one label a line) and `kmlc_config.json`;
+- assets `labels.txt` (one label a line) and `kmlc_config.json`
+  (`kmlc.export.contract`);
 - `assets.extra/tf_serving_warmup_requests`, one `PredictionLog` for
   `serving_default` holding a small encoded image.
 
@@ -24,88 +25,33 @@ import errno
 import json
 import logging
 import os
-import shutil
 import tempfile
 
-import keras
 import numpy as np
+
+from kmlc import io as kmlc_io
+from kmlc.export import contract
 
 logger = logging.getLogger(__name__)
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
 OUTPUT_KEYS = ("scores", "logits", "label_names")
-LABELS_FILE = "labels.txt"
-CONFIG_FILE = "kmlc_config.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
 # Side of the encoded image in the warm-up request.
 WARMUP_IMAGE_SIZE = 32
 
 
-def model_image_size(model):
-    """`(H, W)` of a built model's image input; errors name what is wrong."""
-    if not model.built:
-        raise ValueError(
-            "The model was never built, so its input shape is unknown: call "
-            "it on a batch of images or build it with an Input first. "
-            f"Received: model={model.name!r} (built=False)"
-        )
-    size = getattr(model, "image_size", None)
-    if size is None:
-        shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
-        if len(shape) != 4 or shape[-1] != 3 or None in shape[1:3]:
-            raise ValueError(
-                "Cannot tell the image size: the model has no `image_size` "
-                "and its input is not [B, H, W, 3] with known H and W. "
-                f"Received: input shape {shape}"
-            )
-        size = shape[1:3]
-    return int(size[0]), int(size[1])
-
-
-def model_label_names(model, num_labels):
-    """The model's label names, or `label_0`... when it has none."""
-    names = getattr(model, "label_names", None)
-    if names is None:
-        names = [f"label_{i}" for i in range(num_labels)]
-    names = [str(name) for name in names]
-    if len(names) != num_labels:
-        raise ValueError(
-            f"The model has {len(names)} label names but gives {num_labels} "
-            f"logits. Received: label_names={names[:5]}..."
-        )
-    return names
-
-
-def model_config(model, image_size, label_names):
-    """The `kmlc_config.json` dict: what a client needs to use the export."""
-    from kmlc.version import __version__
-
-    backbone = getattr(model, "backbone_name", None)
-    if backbone is None and getattr(model, "backbone", None) is not None:
-        backbone = f"custom:{model.backbone.name}"
-    heads = getattr(model, "heads", None)
-    return {
-        "kmlc_version": __version__,
-        "model_name": model.name,
-        "backbone": backbone,
-        "heads": list(heads) if heads is not None else None,
-        "image_size": list(image_size),
-        "num_labels": len(label_names),
-        "preprocessing": getattr(model, "preprocessing_mode", None),
-        "input": {
-            "color": "RGB",
-            "range": [0.0, 255.0],
-            "resize": "bilinear, no crop, aspect ratio not kept",
-        },
-        "outputs": {
-            "scores": "sigmoid of the logits",
-            "logits": "the model's output",
-            "label_names": "the label names, one row per image",
-        },
-        "signatures": [SERVING_DEFAULT, SERVING_IMAGES],
-        "labels_file": LABELS_FILE,
+def saved_model_config(model, image_size, label_names):
+    """The `kmlc_config.json` dict: the contract, the outputs, the signatures."""
+    config = contract.model_config(model, image_size, label_names)
+    config["outputs"] = {
+        "scores": contract.SCORES_MEANING,
+        "logits": "the model's output",
+        "label_names": "the label names, one row per image",
     }
+    config["signatures"] = [SERVING_DEFAULT, SERVING_IMAGES]
+    return config
 
 
 def _serving_module(model, image_size, label_names, assets_dir):
@@ -153,8 +99,12 @@ def _serving_module(model, image_size, label_names, assets_dir):
     module = tf.Module(name="kmlc_serving")
     # Keras variables are trackable: listing them saves them with the module.
     module.model_variables = list(model.variables)
-    module.labels_file = tf.saved_model.Asset(os.path.join(assets_dir, LABELS_FILE))
-    module.config_file = tf.saved_model.Asset(os.path.join(assets_dir, CONFIG_FILE))
+    module.labels_file = tf.saved_model.Asset(
+        os.path.join(assets_dir, contract.LABELS_FILE)
+    )
+    module.config_file = tf.saved_model.Asset(
+        os.path.join(assets_dir, contract.CONFIG_FILE)
+    )
     module.serving_default = serving_default
     module.serving_images = serving_images
     return module
@@ -210,15 +160,17 @@ def write_saved_model(model, directory, name="kmlc", warmup=True):
     """
     import tensorflow as tf
 
-    image_size = model_image_size(model)
-    probe = keras.ops.zeros((1, *image_size, 3))
-    num_labels = int(keras.ops.shape(model(probe, training=False))[-1])
-    label_names = model_label_names(model, num_labels)
+    image_size = contract.model_image_size(model)
+    num_labels = contract.num_logits(model, image_size)
+    label_names = contract.model_label_names(model, num_labels)
     with tempfile.TemporaryDirectory(prefix="kmlc-assets-") as assets_dir:
-        with open(os.path.join(assets_dir, LABELS_FILE), "w", encoding="utf-8") as f:
-            f.write("".join(f"{label}\n" for label in label_names))
-        with open(os.path.join(assets_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-            json.dump(model_config(model, image_size, label_names), f, indent=2)
+        contract.write_labels(
+            os.path.join(assets_dir, contract.LABELS_FILE), label_names
+        )
+        kmlc_io.write_json(
+            os.path.join(assets_dir, contract.CONFIG_FILE),
+            saved_model_config(model, image_size, label_names),
+        )
         module = _serving_module(model, image_size, label_names, assets_dir)
         tf.saved_model.save(
             module,
@@ -297,7 +249,7 @@ def export_saved_model(model, base_path, name, version=None):
     >>> #     --model_base_path=$PWD/models/corel5k
     """
     model_dir = _check_paths(base_path, name)
-    model_image_size(model)  # fails early for an unbuilt model
+    contract.model_image_size(model)  # fails early for an unbuilt model
     versions = existing_versions(model_dir)
     if version is None:
         version = versions[-1] + 1 if versions else 1
@@ -315,20 +267,17 @@ def export_saved_model(model, base_path, name, version=None):
             f"overwritten: {final_dir}. Existing versions: {versions}. "
             f"Received: version={version}"
         )
-    os.makedirs(model_dir, exist_ok=True)
-    temp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
-        shutil.rmtree(temp_dir)  # tf.saved_model.save creates it
-        write_saved_model(model, temp_dir, name)
-        if os.path.exists(final_dir):
-            raise FileExistsError(
-                f"Version {version} of model {name!r} appeared while it was "
-                f"being written: {final_dir}. Received: version={version}"
-            )
-        os.rename(temp_dir, final_dir)
-    except BaseException as error:
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        # Written under a hidden name beside its place, renamed into place.
+        with kmlc_io.atomic_path(final_dir) as temp_dir:
+            write_saved_model(model, temp_dir, name)
+            if os.path.exists(final_dir):
+                raise FileExistsError(
+                    f"Version {version} of model {name!r} appeared while it was "
+                    f"being written: {final_dir}. Received: version={version}"
+                )
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
             raise OSError(
                 errno.ENOSPC,
                 f"No space left on the device while writing version {version} "
@@ -338,3 +287,28 @@ def export_saved_model(model, base_path, name, version=None):
         raise
     logger.info("Exported %s version %d to %s", name, version, final_dir)
     return final_dir
+
+
+def name_from_path(model_path):
+    """The model name an export takes by default: the model file's stem."""
+    return os.path.splitext(os.path.basename(os.fspath(model_path)))[0]
+
+
+def read_config(saved_model_dir):
+    """The `kmlc_config.json` of a SavedModel; `{}` if it has none."""
+    path = os.path.join(saved_model_dir, "assets", contract.CONFIG_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_labels(saved_model_dir):
+    """The label names in a SavedModel's `assets/labels.txt`."""
+    path = os.path.join(saved_model_dir, "assets", contract.LABELS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            "The SavedModel has no assets/labels.txt; pass label_names. "
+            f"Received: {saved_model_dir}"
+        )
+    return contract.read_labels(path)

@@ -1,4 +1,4 @@
-"""Tests for `kmlc.onnx_export`: ONNX through Keras' exporter, run by onnxruntime."""
+"""Tests for `kmlc.export.onnx`: ONNX through Keras' exporter, run by onnxruntime."""
 
 import json
 import os
@@ -9,23 +9,19 @@ import onnx
 import onnxruntime
 import pytest
 
-from kmlc import onnx_export
-from tests.test_export import LABELS
-from tests.test_export import SIZE
-from tests.test_export import tiny_model
+from kmlc.export import onnx as kmlc_onnx
+from tests import model_fixtures as fx
+
+LABELS = fx.LABEL_NAMES
+SIZE = fx.IMAGE_SIZE
 
 # onnxruntime against Keras, on logits, relative to the largest |logit|.
 TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
 def onnx_path(model, tmp_path_factory):
-    return onnx_export.export_onnx(model, tmp_path_factory.mktemp("onnx") / "m.onnx")
+    return kmlc_onnx.export_onnx(model, tmp_path_factory.mktemp("onnx") / "m.onnx")
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -46,15 +42,13 @@ def test_inputs_outputs_and_metadata(onnx_path):
     assert images.name == "images"
     assert images.shape[1:] == [SIZE, SIZE, 3]
     assert [output.name for output in session.get_outputs()] == ["logits", "scores"]
-    assert onnx_export.read_labels(onnx_path) == LABELS
+    assert kmlc_onnx.read_labels(onnx_path) == LABELS
     meta = session.get_modelmeta().custom_metadata_map
     contract = json.loads(meta["kmlc_contract"])
     assert contract["image_size"] == [SIZE, SIZE]
     assert contract["input"]["range"] == [0.0, 255.0]
-    assert contract["opset"] == onnx_export.DEFAULT_OPSET
-    assert (
-        onnx.load(str(onnx_path)).opset_import[0].version == onnx_export.DEFAULT_OPSET
-    )
+    assert contract["opset"] == kmlc_onnx.DEFAULT_OPSET
+    assert onnx.load(str(onnx_path)).opset_import[0].version == kmlc_onnx.DEFAULT_OPSET
     with open(f"{onnx_path}.labels.txt", encoding="utf-8") as f:
         assert f.read().splitlines() == LABELS
 
@@ -63,10 +57,10 @@ def test_mixed_precision_model(tmp_path):
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = tiny_model(heads="full")
+        model = fx.tiny_model(heads="full", seed=0)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    path = onnx_export.export_onnx(model, tmp_path / "mixed.onnx")
+    path = kmlc_onnx.export_onnx(model, tmp_path / "mixed.onnx")
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3))
     images = images.astype("float32")
     expected = keras.ops.convert_to_numpy(model(images, training=False))
@@ -78,12 +72,12 @@ def test_mixed_precision_model(tmp_path):
 
 def test_output_path_is_a_directory(model, tmp_path):
     with pytest.raises(ValueError, match="is a directory"):
-        onnx_export.export_onnx(model, tmp_path)
+        kmlc_onnx.export_onnx(model, tmp_path)
 
 
 def test_unbuilt_model(tmp_path):
     with pytest.raises(ValueError, match="never built"):
-        onnx_export.export_onnx(
+        kmlc_onnx.export_onnx(
             keras.Sequential([keras.layers.Dense(2)]), tmp_path / "m.onnx"
         )
 
@@ -94,7 +88,7 @@ def test_failed_export_leaves_nothing(model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(onnx, "save", broken)
     with pytest.raises(RuntimeError, match="tf2onnx failed"):
-        onnx_export.export_onnx(model, tmp_path / "m.onnx")
+        kmlc_onnx.export_onnx(model, tmp_path / "m.onnx")
     assert os.listdir(tmp_path) == []
 
 
@@ -107,7 +101,7 @@ def test_read_labels_of_foreign_file(tmp_path):
     )
     onnx.save(onnx.helper.make_model(graph), tmp_path / "plain.onnx")
     with pytest.raises(ValueError, match="no 'kmlc_labels' metadata"):
-        onnx_export.read_labels(tmp_path / "plain.onnx")
+        kmlc_onnx.read_labels(tmp_path / "plain.onnx")
 
 
 def test_every_node_is_a_standard_onnx_op(onnx_path):

@@ -1,4 +1,4 @@
-"""Tests for `kmlc.export`: the TF Serving SavedModel."""
+"""Tests for `kmlc.export.saved_model`: the TF Serving SavedModel."""
 
 import errno
 import io
@@ -16,40 +16,12 @@ from PIL import Image
 
 import kmlc
 from kmlc import export
+from kmlc.export import saved_model
+from tests import model_fixtures as fx
 
-SIZE = 32
-LABELS = ["sky", "sea", "sun", "tree", "grass"]
-
-
-def tiny_model(heads="full"):
-    keras.utils.set_random_seed(0)
-    backbone = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            keras.layers.Rescaling(1 / 255.0),
-            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-            keras.layers.Conv2D(16, 3, strides=2),
-        ],
-        name="tiny_backbone",
-    )
-    labels = (np.random.default_rng(0).random((40, len(LABELS))) > 0.6).astype(
-        "float32"
-    )
-    return kmlc.build_model(
-        len(LABELS),
-        kmlc.LabelGraph.from_labels(labels),
-        backbone=backbone,
-        image_size=SIZE,
-        heads=heads,
-        node_dim=8,
-        top_k=3,
-        label_names=LABELS,
-    )
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
+SIZE = fx.IMAGE_SIZE
+LABELS = fx.LABEL_NAMES
+D = len(LABELS)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +37,7 @@ def loaded(exported):
 
 
 def random_images(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (batch, SIZE, SIZE, 3)).astype("float32")
+    return fx.images(batch, seed=seed).round()
 
 
 def encode(array, fmt, mode="RGB"):
@@ -83,6 +54,7 @@ def pil_decode(data):
 
 
 def sigmoid(x):
+    """The independent answer for `scores`: float64 NumPy."""
     return 1.0 / (1.0 + np.exp(-x.astype("float64")))
 
 
@@ -137,11 +109,11 @@ def test_saved_model_cli_lists_both_signatures(exported):
         f"(-1, {SIZE}, {SIZE}, 3)",
     )
     for section in (default, images):
-        assert tensor_info(section, "output", "scores") == ("DT_FLOAT", "(-1, 5)")
-        assert tensor_info(section, "output", "logits") == ("DT_FLOAT", "(-1, 5)")
+        assert tensor_info(section, "output", "scores") == ("DT_FLOAT", f"(-1, {D})")
+        assert tensor_info(section, "output", "logits") == ("DT_FLOAT", f"(-1, {D})")
         assert tensor_info(section, "output", "label_names") == (
             "DT_STRING",
-            "(-1, 5)",
+            f"(-1, {D})",
         )
 
 
@@ -213,6 +185,19 @@ def test_assets(exported, model):
     assert config["preprocessing"] == "none"
     assert config["backbone"] == "custom:tiny_backbone"
     assert config["kmlc_version"] == kmlc.__version__
+    assert config["signatures"] == ["serving_default", "serving_images"]
+    # The layers an int8 TFLite conversion keeps in float: every head layer
+    # of the "full" preset, not the trunk, the final sum or the output.
+    assert config["head_layers"] == [
+        "feature_activation",
+        "label_gcn",
+        "knowledge_fusion",
+        "gcn_scores",
+        "attention_prior",
+        "relation_attention",
+    ]
+    assert saved_model.read_config(version_dir) == config
+    assert saved_model.read_labels(version_dir) == LABELS
 
 
 def test_warmup_requests_parse_and_run(exported, loaded):
@@ -256,7 +241,7 @@ def fake_writer(calls):
 
 def test_explicit_version_then_next(model, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(export, "write_saved_model", fake_writer(calls))
+    monkeypatch.setattr(saved_model, "write_saved_model", fake_writer(calls))
     assert export.export_saved_model(model, tmp_path, "m", version=7).endswith("7")
     assert export.export_saved_model(model, tmp_path, "m").endswith("8")
     # Written beside its final place under a name TF Serving ignores.
@@ -272,7 +257,7 @@ def test_disk_full_leaves_no_version(model, tmp_path, monkeypatch):
             f.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export, "_write_warmup", no_space)
+    monkeypatch.setattr(saved_model, "_write_warmup", no_space)
     with pytest.raises(OSError, match="No space left .*version 1") as info:
         export.export_saved_model(model, tmp_path, "m")
     assert info.value.errno == errno.ENOSPC
@@ -320,186 +305,3 @@ def test_unbuilt_model(tmp_path):
     with pytest.raises(ValueError, match="never built"):
         export.export_saved_model(model, tmp_path, "m")
     assert not os.path.exists(tmp_path / "m")
-
-
-# === kmlc export (the command line) ===
-
-
-@pytest.fixture(scope="module")
-def keras_file(model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "tiny.keras"
-    model.save(path)
-    return str(path)
-
-
-def test_cli_savedmodel_prints_only_the_version_dir(keras_file, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "kmlc.cli", "export", "--model", keras_file]
-        + ["--out", str(tmp_path), "--name", "corel"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == os.path.join(str(tmp_path), "corel", "1") + "\n"
-    loaded = tf.saved_model.load(result.stdout.strip())
-    images = random_images(2)
-    model = keras.saving.load_model(keras_file)
-    np.testing.assert_allclose(
-        loaded.signatures["serving_images"](images=tf.constant(images))["logits"],
-        keras.ops.convert_to_numpy(model(images, training=False)),
-        atol=1e-5,
-    )
-
-
-def run_cli(capsys, *argv):
-    from kmlc.cli import main
-
-    code = main(["export", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_onnx(keras_file, tmp_path, capsys):
-    import onnxruntime
-
-    out = str(tmp_path / "m.onnx")
-    code, stdout, _ = run_cli(
-        capsys, "--model", keras_file, "--format", "onnx", "--out", out
-    )
-    assert code == 0
-    assert stdout == out + "\n"
-    session = onnxruntime.InferenceSession(out)
-    images = random_images(2)
-    model = keras.saving.load_model(keras_file)
-    expected = keras.ops.convert_to_numpy(model(images, training=False))
-    (logits,) = session.run(["logits"], {"images": images})
-    np.testing.assert_allclose(logits, expected, atol=1e-5 * np.abs(expected).max())
-
-
-@pytest.mark.parametrize(
-    "quantize, flags, int8_weights",
-    [
-        ("float16", (), None),  # no int8 weights to speak of
-        ("dynamic", (), True),
-        ("dynamic", ("--float-weights",), False),
-    ],
-)
-def test_cli_tflite(keras_file, tmp_path, capsys, quantize, flags, int8_weights):
-    from kmlc.lite import Predictor
-
-    out = str(tmp_path / f"{quantize}.tflite")
-    code, stdout, err = run_cli(
-        capsys,
-        "--model",
-        keras_file,
-        "--format",
-        "tflite",
-        "--quantize",
-        quantize,
-        *flags,
-        "--out",
-        out,
-    )
-    assert code == 0, err
-    assert stdout == out + "\n"
-    predictor = Predictor(out)
-    assert predictor.contract["quantize"] == quantize
-    assert predictor.contract.get("int8_weights") is int8_weights
-    assert predictor.label_names == LABELS
-
-
-def test_cli_tflite_int8_calibrates_on_a_manifest(
-    keras_file, tmp_path, capsys, corel5k_dir
-):
-    from kmlc.lite import Predictor
-
-    samples = json.loads((corel5k_dir / "train.json").read_text())["samples"][:12]
-    manifest = tmp_path / "calibration.json"
-    manifest.write_text(json.dumps({"samples": samples}))
-    out = str(tmp_path / "int8.tflite")
-    code, stdout, err = run_cli(
-        capsys,
-        "--model",
-        keras_file,
-        "--format",
-        "tflite",
-        "--quantize",
-        "int8",
-        "--manifest",
-        str(manifest),
-        "--images",
-        str(corel5k_dir / "images"),
-        "--vocabulary",
-        str(corel5k_dir / "vocabulary.txt"),
-        "--num-calibration-samples",
-        "10",
-        "--int8-heads",
-        "--out",
-        out,
-    )
-    assert code == 0, err
-    assert stdout == out + "\n"
-    predictor = Predictor(out)
-    assert predictor.contract["quantize"] == "int8"
-    assert predictor.contract["float_heads"] is False
-    assert predictor.contract["int8_weights"] is True
-    assert predictor.predict(random_images(1)).shape == (1, len(LABELS))
-
-
-def test_cli_int8_without_calibration_data(keras_file, tmp_path, capsys):
-    code, stdout, err = run_cli(
-        capsys,
-        "--model",
-        keras_file,
-        "--format",
-        "tflite",
-        "--quantize",
-        "int8",
-        "--out",
-        str(tmp_path / "m.tflite"),
-    )
-    assert code == 2
-    assert stdout == ""
-    assert "needs representative_data" in err
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (
-            ["--format", "onnx", "--quantize", "int8"],
-            "--quantize only apply to --format tflite",
-        ),
-        (
-            ["--format", "tflite", "--name", "x"],
-            "--name and --version apply to --format savedmodel",
-        ),
-        (["--format", "tflite", "--csv", "x.csv"], "used by --quantize int8 only"),
-        (
-            ["--format", "tflite", "--quantize", "int8", "--manifest", "m.json"],
-            "--manifest needs --images",
-        ),
-        (["--format", "onnx", "--int8-heads"], "--int8-heads only apply to"),
-        (["--format", "tflite", "--int8-heads"], "--int8-heads needs --quantize int8"),
-        (
-            ["--format", "tflite", "--quantize", "float16", "--float-weights"],
-            "--float-weights applies to --quantize int8 or dynamic",
-        ),
-    ],
-)
-def test_cli_bad_flags(keras_file, tmp_path, capsys, argv, message):
-    code, stdout, err = run_cli(
-        capsys, "--model", keras_file, "--out", str(tmp_path / "x"), *argv
-    )
-    assert code == 2
-    assert stdout == ""
-    assert message in err
-
-
-def test_cli_missing_model(tmp_path, capsys):
-    code, _, err = run_cli(
-        capsys, "--model", str(tmp_path / "no.keras"), "--out", str(tmp_path)
-    )
-    assert code == 2
-    assert "Model file not found" in err

@@ -3,25 +3,24 @@
 The ONNX graph takes `images` float32 `[B, H, W, 3]` (RGB, 0..255) and
 returns `logits` and `scores` (sigmoid of the logits) `[B, D]`. The label
 names and the input contract travel as the model's `metadata_props`
-(`kmlc_labels`: a JSON list; `kmlc_contract`: JSON), and
-`<output>.labels.txt` is written beside the model.
+(`kmlc_labels`: a JSON list; `kmlc_contract`: JSON; the keys of
+`kmlc.export.contract`), and `<output>.labels.txt` is written beside the
+model. `onnx` and `tf2onnx` are imported when used (the `kmlc[onnx]` extra).
 """
 
 import json
 import logging
 import os
 
-import keras
-
-from kmlc import export as export_lib
 from kmlc import io as kmlc_io
+from kmlc.export import contract
+from kmlc.export.contract import CONTRACT_METADATA
+from kmlc.export.contract import LABELS_METADATA
 from kmlc.precision import to_float32
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-LABELS_METADATA = "kmlc_labels"
-CONTRACT_METADATA = "kmlc_contract"
 
 
 def _add_scores(onnx_model):
@@ -80,11 +79,11 @@ def export_onnx(model, output_path, opset=DEFAULT_OPSET):
             f"Received: output_path={output_path!r}"
         )
     opset = int(opset)
-    image_size = export_lib.model_image_size(model)
+    image_size = contract.model_image_size(model)
     model = to_float32(model)
-    probe = keras.ops.zeros((1, *image_size, 3))
-    num_labels = int(keras.ops.shape(model(probe, training=False))[-1])
-    label_names = export_lib.model_label_names(model, num_labels)
+    label_names = contract.model_label_names(
+        model, contract.num_logits(model, image_size)
+    )
     with kmlc_io.atomic_path(output_path) as temp:
         model.export(
             temp,
@@ -97,29 +96,26 @@ def export_onnx(model, output_path, opset=DEFAULT_OPSET):
         )
         onnx_model = onnx.load(temp)
         _add_scores(onnx_model)
-        contract = export_lib.model_config(model, image_size, label_names)
-        contract.update(
+        onnx_contract = contract.model_config(model, image_size, label_names)
+        onnx_contract.update(
             {
                 "format": "kmlc-onnx",
                 "opset": opset,
                 "outputs": {
                     "logits": "the model's logits",
-                    "scores": "sigmoid of the logits",
+                    "scores": contract.SCORES_MEANING,
                 },
             }
         )
-        contract.pop("signatures", None)
         for key, value in (
             (LABELS_METADATA, json.dumps(label_names)),
-            (CONTRACT_METADATA, json.dumps(contract)),
+            (CONTRACT_METADATA, json.dumps(onnx_contract)),
         ):
             entry = onnx_model.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.checker.check_model(onnx_model)
         onnx.save(onnx_model, temp)
-    kmlc_io.write_text(
-        output_path + ".labels.txt", "".join(f"{label}\n" for label in label_names)
-    )
+    contract.write_labels(contract.labels_path(output_path), label_names)
     logger.info("Wrote %s (opset %d)", output_path, opset)
     return output_path
 
@@ -134,5 +130,5 @@ def read_labels(onnx_path):
             return json.loads(entry.value)
     raise ValueError(
         f"{onnx_path} has no {LABELS_METADATA!r} metadata (was it written by "
-        "kmlc.onnx_export.export_onnx?)"
+        "kmlc.export.onnx.export_onnx?)"
     )

@@ -1,0 +1,56 @@
+"""Exporting a trained model: one module a format, one for what they share.
+
+- `saved_model`: TF Serving's versioned SavedModel (`export_saved_model`);
+- `serving_config`: TF Serving's `models.config` for an export;
+- `lite`: TFLite / LiteRT conversion (`lite.convert`); `lite_quantize`:
+  the quantize modes, calibration and what stays float; `lite_weights`:
+  float weights stored as int8; `lite_metadata`: the labels and contract
+  in the `.tflite` file; `lite_runtime`: `Predictor`, `evaluate`;
+- `onnx`: ONNX through Keras' exporter (`onnx.export_onnx`);
+- `contract`: the file names, metadata keys, labels file and model
+  description that every format shares.
+
+TensorFlow, LiteRT and ONNX are imported inside the functions that use them,
+and the modules and names below on first use, so that the command line
+can list the quantize modes without loading Keras.
+"""
+
+import importlib
+
+_SUBMODULES = (
+    "contract",
+    "lite",
+    "lite_metadata",
+    "lite_quantize",
+    "lite_runtime",
+    "lite_weights",
+    "onnx",
+    "saved_model",
+    "serving_config",
+)
+
+# Public names -> the module that defines them.
+_ATTRIBUTES = {
+    "model_image_size": "contract",
+    "model_label_names": "contract",
+    "export_onnx": "onnx",
+    "existing_versions": "saved_model",
+    "export_saved_model": "saved_model",
+    "write_saved_model": "saved_model",
+    "write_models_config": "serving_config",
+}
+
+__all__ = sorted((*_SUBMODULES, *_ATTRIBUTES))
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kmlc.export.{name}")
+    if name in _ATTRIBUTES:
+        module = importlib.import_module(f"kmlc.export.{_ATTRIBUTES[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'kmlc.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
