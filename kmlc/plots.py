@@ -179,3 +179,13 @@ def attention_maps(image, maps, labels, label_names, path, scores=None):
     for axis in axes:
         axis.axis("off")
     return _save(figure, path)
+
+
+def pyplot():
+    """`matplotlib.pyplot` with the non-interactive Agg backend."""
+    return _pyplot()
+
+
+def save_figure(figure, path):
+    """Writes `figure` to `path` (PNG) atomically and closes it. Returns `path`."""
+    return _save(figure, path)
