@@ -14,34 +14,38 @@ self-contained `report.html` (`report`, `figures`).
     metrics, summaries = clustering.analyse(model, image_set, "clusters/")
 """
 
-from kmlc.clustering.algorithms import ALGORITHMS
-from kmlc.clustering.algorithms import Partition
-from kmlc.clustering.algorithms import choose_k
-from kmlc.clustering.algorithms import cluster
-from kmlc.clustering.algorithms import hdbscan
-from kmlc.clustering.algorithms import kmeans
-from kmlc.clustering.algorithms import streaming_kmeans
-from kmlc.clustering.analysis import analyse
-from kmlc.clustering.communities import label_communities
-from kmlc.clustering.embeddings import EMBEDDINGS
-from kmlc.clustering.embeddings import embed_collection
-from kmlc.clustering.evaluation import dominant_labels
-from kmlc.clustering.evaluation import evaluate
-from kmlc.clustering.naming import describe
+import importlib
 
-__all__ = [
-    "ALGORITHMS",
-    "EMBEDDINGS",
-    "Partition",
-    "analyse",
-    "choose_k",
-    "cluster",
-    "describe",
-    "dominant_labels",
-    "embed_collection",
-    "evaluate",
-    "hdbscan",
-    "kmeans",
-    "label_communities",
-    "streaming_kmeans",
-]
+# Public name -> module. Loaded on first use (PEP 562), so that the
+# NumPy-only modules (`store`, `algorithms`, `naming`, `evaluation`,
+# `communities`) can be used without importing TensorFlow.
+_EXPORTS = {
+    "ALGORITHMS": "algorithms",
+    "Partition": "algorithms",
+    "choose_k": "algorithms",
+    "cluster": "algorithms",
+    "hdbscan": "algorithms",
+    "kmeans": "algorithms",
+    "streaming_kmeans": "algorithms",
+    "analyse": "analysis",
+    "label_communities": "communities",
+    "describe": "naming",
+    "EMBEDDINGS": "embeddings",
+    "embed_collection": "embeddings",
+    "dominant_labels": "evaluation",
+    "evaluate": "evaluation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'kmlc.clustering' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kmlc.clustering.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -116,7 +116,8 @@ def kmeans(vectors, num_clusters, seed=0):
 def streaming_kmeans(path, num_clusters, directory, seed=0, chunk_rows=4096, epochs=3):
     """Mini-batch k-means over a `.npy` file that need not fit in memory.
 
-    The centres start from k-means++ on a random sample of the rows, then
+    The centres start from k-means (k-means++, 3 restarts) on a random
+    sample of the rows, then
     `MiniBatchKMeans.partial_fit` sees every chunk of `chunk_rows` rows
     `epochs` times (chunks in a fresh random order each time); a last pass
     writes each row's cluster and distance to `assignments.npy` and
@@ -128,13 +129,18 @@ def streaming_kmeans(path, num_clusters, directory, seed=0, chunk_rows=4096, epo
     rng = np.random.default_rng(seed)
     sample_size = min(total, max(3 * int(num_clusters), chunk_rows))
     sample = store.take_rows(path, rng.choice(total, sample_size, replace=False))
+    initial = KMeans(n_clusters=int(num_clusters), random_state=seed, n_init=3)
+    initial.fit(sample.astype(np.float32))
     model = MiniBatchKMeans(
         n_clusters=int(num_clusters),
+        init=initial.cluster_centers_,
         batch_size=chunk_rows,
         random_state=seed,
         n_init=1,
+        # A chunk may hold one kind of image only (a collection stored by
+        # theme): centres it does not visit must not be moved onto it.
+        reassignment_ratio=0.0,
     )
-    model.partial_fit(sample.astype(np.float32))
     starts = np.arange(0, total, chunk_rows)
     for _ in range(epochs):
         for first in rng.permutation(starts):

@@ -2,9 +2,9 @@
 
 Embeddings of a million images do not have to fit in memory: they are
 written to a `.npy` file as the batches come and read back in chunks. The
-files are ordinary `.npy` files (`np.load(path, mmap_mode="r")` maps them
-for random access), but the streaming readers and writers here use plain
-positioned reads and writes, not a memory map: mapped pages count in the
+files are ordinary `.npy` files (`np.load(path, mmap_mode="r")` maps them),
+but the readers and writers here use plain positioned reads and writes,
+not a memory map: mapped pages count in the
 process's resident memory until the kernel drops them, so a pass over a
 mapped 5 GB file looks like a 5 GB process. With `pread`/`pwrite` the
 resident memory stays one chunk, however large the file.
@@ -141,15 +141,31 @@ def iter_chunks(source, chunk_rows=65536):
 
 
 def take_rows(source, indices):
-    """The rows at `indices` (a few; any order) of an array or `.npy` file."""
-    indices = np.asarray(indices, dtype=np.int64)
+    """The rows at `indices` (a few; any order) of an array or `.npy` file.
+
+    From a file, each row is read on its own (no memory map), so a sample
+    of rows costs the sample's memory only.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if isinstance(source, np.ndarray):
         return source[indices]
-    mapped = np.load(source, mmap_mode="r")
-    rows = np.array(mapped[np.sort(indices)])
-    order = np.argsort(np.argsort(indices, kind="stable"), kind="stable")
-    del mapped
-    return rows[order]
+    shape, dtype, offset = read_header(source)
+    if len(indices) and (indices.min() < 0 or indices.max() >= shape[0]):
+        raise IndexError(
+            f"{source} has {shape[0]} rows. Received: rows {indices.min()} to "
+            f"{indices.max()}"
+        )
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    rows = np.empty((len(indices), *shape[1:]), dtype)
+    flat = rows.reshape(len(indices), -1).view(np.uint8)
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        for position, index in enumerate(indices):
+            data = os.pread(fd, row_bytes, offset + int(index) * row_bytes)
+            flat[position] = np.frombuffer(data, np.uint8)
+    finally:
+        os.close(fd)
+    return rows
 
 
 def load(source):

@@ -32,3 +32,10 @@ def test_a_writer_refuses_rows_of_the_wrong_shape_or_too_many(tmp_path):
         with pytest.raises(ValueError, match="room for 2 rows. Received: 3 rows"):
             writer.write(np.ones((1, 3)))
     np.testing.assert_array_equal(np.load(path), np.ones((2, 3), np.float32))
+
+
+def test_rows_past_the_end_are_named(tmp_path):
+    path = tmp_path / "vectors.npy"
+    np.save(path, np.zeros((4, 2), np.float32))
+    with pytest.raises(IndexError, match=r"has 4 rows\. Received: rows 1 to 4"):
+        store.take_rows(str(path), [1, 4])
