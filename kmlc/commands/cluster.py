@@ -1,6 +1,24 @@
-"""`kmlc cluster --model M.keras --manifest ... --clusters K --out DIR`."""
+"""`kmlc cluster --model M.keras --manifest F --images D --clusters K|auto
+--embedding scores|label-aware|features --out DIR`."""
 
 from kmlc.commands.data_source import add_source_arguments
+
+EMBEDDINGS = ("scores", "label-aware", "features")
+ALGORITHMS = ("auto", "kmeans", "minibatch", "hdbscan")
+
+
+def clusters_argument(value):
+    """`--clusters`: a whole number, or `auto`."""
+    import argparse
+
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number or 'auto'. Received: {value!r}"
+        ) from None
 
 
 def register(subparsers):
@@ -8,59 +26,92 @@ def register(subparsers):
         "cluster",
         help="group a collection of images with a trained model",
         description=(
-            "Embed every image with a trained model (its label scores, or its "
-            "pooled features), group them with mini-batch k-means and describe "
-            "each cluster by its characteristic labels. Writes clusters.csv, "
-            "clusters.json and cluster_profiles.png."
+            "Embed every image with a trained model, group the images, name "
+            "each group by its characteristic labels, find the label "
+            "communities and, when the images have labels, measure how well "
+            "the groups agree with them. Writes DIR/report.html, "
+            "DIR/clusters.csv, DIR/metrics.json and PNG figures."
         ),
     )
     parser.add_argument("--model", required=True, help="a .keras model")
     add_source_arguments(parser)
-    parser.add_argument("--clusters", type=int, required=True, help="how many")
-    parser.add_argument("--embedding", choices=("scores", "features"), default="scores")
+    parser.add_argument(
+        "--clusters",
+        type=clusters_argument,
+        default="auto",
+        help="how many clusters, or 'auto' (k by silhouette; default)",
+    )
+    parser.add_argument(
+        "--embedding",
+        choices=EMBEDDINGS,
+        help="label-aware: the fused feature after knowledge fusion (needs the "
+        "fusion head); features: the plain backbone feature; scores: the label "
+        "scores (default: label-aware if the model has the fusion head, else "
+        "scores)",
+    )
+    parser.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="auto",
+        help="auto: k-means in memory, mini-batch k-means streamed for large "
+        "collections; hdbscan finds the number of groups itself",
+    )
+    parser.add_argument("--min-cluster-size", type=int, help="HDBSCAN's")
+    parser.add_argument("--map", choices=("tsne", "pca"), default="tsne")
+    parser.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="with labels, do not cluster and evaluate the other embeddings",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier report in --out"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args):
-    import csv
-    import json
-    import os
+    import sys
 
-    from kmlc.clustering import cluster_images
-    from kmlc.clustering import plot_profiles
+    from kmlc.clustering.analysis import analyse
+    from kmlc.clustering.analysis import check_output_dir
     from kmlc.commands.data_source import read_source
     from kmlc.saving import load_model
 
-    model = load_model(args.model)
+    check_output_dir(args.out, args.overwrite)
+    model = load_model(args.model, compile=False)
     image_set = read_source(args)
-    clusters = cluster_images(
+    embedding = args.embedding
+    if embedding is None:
+        embedding = "label-aware" if "fusion" in model.heads else "scores"
+    metrics, summaries = analyse(
         model,
         image_set,
-        args.clusters,
-        embedding=args.embedding,
+        args.out,
+        embedding=embedding,
+        clusters=args.clusters,
+        algorithm=args.algorithm,
+        compare=not args.no_compare,
+        map_method=args.map,
         batch_size=args.batch_size,
         seed=args.seed,
+        overwrite=args.overwrite,
+        progress=sys.stderr.isatty(),
+        min_cluster_size=args.min_cluster_size,
     )
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "clusters.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image", "cluster", "distance"])
-        for key, k, distance in zip(
-            clusters.keys, clusters.assignments, clusters.distances, strict=True
-        ):
-            writer.writerow([key, int(k), f"{distance:.6f}"])
-    summary = clusters.describe()
-    with open(os.path.join(args.out, "clusters.json"), "w") as f:
-        json.dump({"embedding": args.embedding, "clusters": summary}, f, indent=2)
-    plot_profiles(clusters, os.path.join(args.out, "cluster_profiles.png"))
-    for entry in summary:
+    for entry in summaries:
         labels = ", ".join(
-            f"{item['label']} {item['mean_score']:.2f}"
-            for item in entry["top_labels"][:4]
+            f"{item['label']} x{item['lift']:.1f}" for item in entry["top_labels"][:4]
         )
         print(f"cluster {entry['cluster']:>3} ({entry['size']:>6} images): {labels}")
-    print(f"wrote {args.out}/clusters.csv, clusters.json, cluster_profiles.png")
+    for name in ("label_aware", "plain", "scores"):
+        if f"nmi_{name}" in metrics:
+            print(f"NMI {name}: {metrics[f'nmi_{name}']:.3f}")
+    if metrics["unreadable_images"]:
+        print(f"skipped {metrics['unreadable_images']} unreadable images")
+    clusters = f"{metrics['clusters']} clusters ({metrics['algorithm']})"
+    print(f"embedding: {embedding}, {clusters}")
+    print(f"wrote {args.out}/report.html, clusters.csv, metrics.json")
     return 0
