@@ -16,6 +16,7 @@ process killed mid-write leaves the target as it was.
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -33,7 +34,8 @@ def temp_path_beside(path, suffix=None):
     directory, base = os.path.split(os.path.abspath(path))
     if suffix is None:
         suffix = os.path.splitext(base)[1]
-    return os.path.join(directory, f"{TEMP_PREFIX}{base}-{uuid.uuid4().hex}{suffix}")
+    name = f"{TEMP_PREFIX}{base}.{os.getpid()}.{uuid.uuid4().hex}{suffix}"
+    return os.path.join(directory, name)
 
 
 def remove_path(path):
@@ -51,10 +53,13 @@ def atomic_path(path, suffix=None):
 
     The caller writes the temporary path (a file, or a directory whose
     target does not exist yet); if the block raises, the temporary path is
-    removed and `path` is left untouched.
+    removed and `path` is left untouched. Temporaries of the same target
+    left by a killed writer are removed first.
     """
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    remove_stale_temps(directory, target=os.path.basename(path))
     temp = temp_path_beside(path, suffix)
     try:
         yield temp
@@ -102,23 +107,47 @@ def copy_file(source, target):
     return os.fspath(target)
 
 
-def remove_stale_temps(directory, older_than_s=0.0):
+def remove_stale_temps(directory, target=None, older_than_s=24 * 3600):
     """Removes what writers killed mid-write left in `directory`.
 
-    Only names this module creates (`.tmp-*`) that were last modified more
-    than `older_than_s` seconds ago are touched, so a writer still at work
-    can be spared. Returns the removed paths.
+    Only names this module creates (`.tmp-<target>.<pid>.<id>`) are
+    touched: those whose writing process is gone (the pid in the name is
+    not running on this machine) and any older than `older_than_s`
+    seconds, so a writer still at work is spared. `target` limits the
+    sweep to the temporaries of one file name. Returns the removed paths.
     """
     removed = []
     if not os.path.isdir(directory):
         return removed
     now = time.time()
+    prefix = TEMP_PREFIX + (f"{target}." if target else "")
     for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if not name.startswith(TEMP_PREFIX):
+        if not name.startswith(prefix):
             continue
+        path = os.path.join(directory, name)
         with contextlib.suppress(FileNotFoundError):
-            if now - os.lstat(path).st_mtime >= older_than_s:
+            old = now - os.lstat(path).st_mtime >= older_than_s
+            if old or _writer_is_gone(name):
                 remove_path(path)
                 removed.append(path)
     return removed
+
+
+_WRITER = re.compile(r"\.(\d+)\.[0-9a-f]{32}")
+
+
+def _writer_is_gone(name):
+    """Whether the process that named a temporary `name` has ended."""
+    matches = _WRITER.findall(name)
+    if not matches:
+        return False
+    pid = int(matches[-1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -60,22 +62,56 @@ def test_save_model_writes_keras_files_and_weights(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.weights.h5"]
 
 
-def test_remove_stale_temps_spares_other_files_and_young_temps(tmp_path):
+def _dead_pid():
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_remove_stale_temps_removes_dead_writers_and_old_temps_only(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    old = tmp_path / ".tmp-best.keras-0123.keras"
-    old.write_text("x")
-    stale_dir = tmp_path / ".tmp-3-abc"
-    stale_dir.mkdir()
-    (stale_dir / "saved_model.pb").write_text("x")
-    past = time.time() - 3600
-    os.utime(old, (past, past))
-    os.utime(stale_dir, (past, past))
-    young = tmp_path / ".tmp-now.json-99.json"
-    young.write_text("x")
-    removed = kmlc_io.remove_stale_temps(tmp_path, older_than_s=60)
-    assert sorted(os.path.basename(p) for p in removed) == [
-        ".tmp-3-abc",
-        ".tmp-best.keras-0123.keras",
-    ]
-    assert sorted(os.listdir(tmp_path)) == [".tmp-now.json-99.json", "keep.txt"]
+    hex_id = "0" * 32
+    # A killed writer's file and directory (their process has ended).
+    dead = _dead_pid()
+    orphan = tmp_path / f".tmp-best.keras.{dead}.{hex_id}.keras"
+    orphan.write_text("x")
+    orphan_dir = tmp_path / f".tmp-3.{dead}.{hex_id}"
+    orphan_dir.mkdir()
+    (orphan_dir / "saved_model.pb").write_text("x")
+    # A writer still at work (this process's parent is alive), and one
+    # whose name carries no pid but which is a day old.
+    alive = tmp_path / f".tmp-now.json.{os.getppid()}.{hex_id}.json"
+    alive.write_text("x")
+    ancient = tmp_path / ".tmp-old-layout-0123.keras"
+    ancient.write_text("x")
+    past = time.time() - 2 * 24 * 3600
+    os.utime(ancient, (past, past))
+    removed = kmlc_io.remove_stale_temps(tmp_path)
+    assert sorted(os.path.basename(p) for p in removed) == sorted(
+        [orphan.name, orphan_dir.name, ancient.name]
+    )
+    assert sorted(os.listdir(tmp_path)) == [alive.name, "keep.txt"]
     assert kmlc_io.remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_remove_stale_temps_for_one_target(tmp_path):
+    dead, hex_id = _dead_pid(), "f" * 32
+    mine = tmp_path / f".tmp-m.tflite.{dead}.{hex_id}.tflite"
+    other = tmp_path / f".tmp-other.onnx.{dead}.{hex_id}.onnx"
+    mine.write_text("x")
+    other.write_text("x")
+    assert kmlc_io.remove_stale_temps(tmp_path, target="m.tflite") == [str(mine)]
+    assert other.exists()
+
+
+def test_temporary_names_carry_the_writer(tmp_path):
+    name = os.path.basename(kmlc_io.temp_path_beside(tmp_path / "a.keras"))
+    assert name.startswith(f".tmp-a.keras.{os.getpid()}.") and name.endswith(".keras")
+
+
+def test_the_next_write_removes_a_killed_writers_temporary(tmp_path):
+    orphan = tmp_path / f".tmp-model.tflite.{_dead_pid()}.{'a' * 32}.tflite"
+    orphan.write_bytes(b"half")
+    kmlc_io.write_bytes(tmp_path / "model.tflite", b"whole")
+    assert os.listdir(tmp_path) == ["model.tflite"]

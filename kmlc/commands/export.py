@@ -47,6 +47,12 @@ def register(subparsers):
         "--version", type=int, help="savedmodel: the version (default: next free)"
     )
     parser.add_argument(
+        "--max-image-pixels",
+        type=int,
+        help="savedmodel: serving_default refuses an image whose header "
+        "declares more pixels, before decoding it (0: no limit; default 40 M)",
+    )
+    parser.add_argument(
         "--models-config",
         action="store_true",
         help="savedmodel: also write OUT/NAME/models.config, TF Serving's "
@@ -149,6 +155,7 @@ def _check_flags(args):
             ("--name", args.name),
             ("--version", args.version is not None),
             ("--models-config", args.models_config),
+            ("--max-image-pixels", args.max_image_pixels is not None),
         )
         if value
     ]
@@ -165,6 +172,14 @@ def _check_flags(args):
         )
 
 
+def _max_image_pixels(args):
+    from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
+
+    if args.max_image_pixels is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    return args.max_image_pixels or None
+
+
 def run(args):
     _check_flags(args)
     from kmlc.saving import load_model
@@ -175,7 +190,11 @@ def run(args):
 
         name = args.name or saved_model.name_from_path(args.model)
         written = saved_model.export_saved_model(
-            model, args.out, name, version=args.version
+            model,
+            args.out,
+            name,
+            version=args.version,
+            max_image_pixels=_max_image_pixels(args),
         )
         if args.models_config:
             from kmlc.export import serving_config

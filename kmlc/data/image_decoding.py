@@ -64,15 +64,19 @@ def decode_image(data):
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def declared_pixels(data):
+def declared_pixels(data, graph_only=False):
     """The pixels an encoded image's header declares, before decoding.
 
     TensorFlow ops for JPEG (`tf.image.extract_jpeg_shape`), PNG and BMP
     (fixed header fields); GIF and WebP go through
-    `kmlc.data.image_header.image_size` (a GIF's frames are walked).
+    `kmlc.data.image_header.image_size` (a GIF's frames are walked), a
+    Python function, unless `graph_only`: then a GIF counts its logical
+    screen (a frame larger than the screen is not seen) and anything else
+    0, so that the ops can be saved in a SavedModel.
 
     Args:
         data: scalar string tensor. The encoded image.
+        graph_only: bool. TensorFlow ops only. Defaults to False.
 
     Returns:
         int64 scalar: width x height (0 for bytes of no known format: the
@@ -97,18 +101,21 @@ def declared_pixels(data):
             lambda: tf.abs(_signed32(data, 18)) * tf.abs(_signed32(data, 22)),
         )
 
+    def gif_screen():
+        return _unsigned(data, 6, 2) * _unsigned(data, 8, 2)
+
     def other():
         return tf.reshape(tf.py_function(_python_pixels, [data], tf.int64), [])
 
-    return tf.case(
-        [
-            (tf.equal(prefix, MAGIC_BYTES["jpeg"][0]), jpeg),
-            (tf.equal(tf.strings.substr(data, 0, 8), MAGIC_BYTES["png"][0]), png),
-            (tf.equal(tf.strings.substr(data, 0, 2), MAGIC_BYTES["bmp"][0]), bmp),
-        ],
-        default=other,
-        exclusive=False,
-    )
+    cases = [
+        (tf.equal(prefix, MAGIC_BYTES["jpeg"][0]), jpeg),
+        (tf.equal(tf.strings.substr(data, 0, 8), MAGIC_BYTES["png"][0]), png),
+        (tf.equal(tf.strings.substr(data, 0, 2), MAGIC_BYTES["bmp"][0]), bmp),
+    ]
+    if not graph_only:
+        return tf.case(cases, default=other, exclusive=False)
+    cases.append((tf.equal(tf.strings.substr(data, 0, 4), b"GIF8"), gif_screen))
+    return tf.case(cases, default=lambda: tf.constant(0, tf.int64), exclusive=False)
 
 
 def _unsigned(data, offset, length, big_endian=False):

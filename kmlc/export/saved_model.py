@@ -30,6 +30,7 @@ import tempfile
 import numpy as np
 
 from kmlc import io as kmlc_io
+from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from kmlc.export import contract
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,10 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 WARMUP_IMAGE_SIZE = 32
 
 
-def saved_model_config(model, image_size, label_names):
+def saved_model_config(model, image_size, label_names, max_image_pixels=None):
     """The `kmlc_config.json` dict: the contract, the outputs, the signatures."""
     config = contract.model_config(model, image_size, label_names)
+    config["max_image_pixels"] = max_image_pixels
     config["outputs"] = {
         "scores": contract.SCORES_MEANING,
         "logits": "the model's output",
@@ -54,11 +56,12 @@ def saved_model_config(model, image_size, label_names):
     return config
 
 
-def _serving_module(model, image_size, label_names, assets_dir):
+def _serving_module(model, image_size, label_names, assets_dir, max_image_pixels):
     """A `tf.Module` with both signatures, the model's variables and assets."""
     import tensorflow as tf
 
     from kmlc.data.augmentation import resize
+    from kmlc.data.image_decoding import declared_pixels
     from kmlc.data.image_decoding import decode_image
 
     height, width = image_size
@@ -76,8 +79,24 @@ def _serving_module(model, image_size, label_names, assets_dir):
     def decode(encoded):
         # The data pipeline's own decoder and validation resize, so that a
         # served image gets the pixels the model was evaluated on (JPEG with
-        # the accurate IDCT, BMP palettes, the first GIF frame).
-        image = resize(decode_image(encoded), (height, width))
+        # the accurate IDCT, BMP palettes, the first GIF frame). An image
+        # whose header declares more than max_image_pixels is refused
+        # (INVALID_ARGUMENT) before it is decoded.
+        checks = []
+        if max_image_pixels:
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    declared_pixels(encoded, graph_only=True),
+                    tf.constant(max_image_pixels, tf.int64),
+                    message=(
+                        "The image's header declares more pixels than this "
+                        f"model's limit of {max_image_pixels:,} (kmlc export "
+                        "--max-image-pixels)"
+                    ),
+                )
+            )
+        with tf.control_dependencies(checks):
+            image = resize(decode_image(encoded), (height, width))
         return tf.ensure_shape(image, (height, width, 3))
 
     @tf.function(
@@ -146,7 +165,13 @@ def _write_warmup(version_dir, model_name):
         writer.write(warmup_request(model_name).SerializeToString())
 
 
-def write_saved_model(model, directory, name="kmlc", warmup=True):
+def write_saved_model(
+    model,
+    directory,
+    name="kmlc",
+    warmup=True,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+):
     """Writes the SavedModel (signatures, assets, warm-up) into `directory`.
 
     No versioning and no atomic rename: `export_saved_model` adds those.
@@ -157,6 +182,10 @@ def write_saved_model(model, directory, name="kmlc", warmup=True):
         directory: str. Where to write.
         name: str. The model name put in the warm-up request.
         warmup: bool. Whether to write `assets.extra/` warm-up requests.
+        max_image_pixels: int or None. `serving_default` refuses an image
+            whose header declares more pixels (width x height; a GIF's
+            logical screen) with INVALID_ARGUMENT before decoding it.
+            None for no limit. Defaults to 40 M.
     """
     import tensorflow as tf
 
@@ -169,9 +198,11 @@ def write_saved_model(model, directory, name="kmlc", warmup=True):
         )
         kmlc_io.write_json(
             os.path.join(assets_dir, contract.CONFIG_FILE),
-            saved_model_config(model, image_size, label_names),
+            saved_model_config(model, image_size, label_names, max_image_pixels),
         )
-        module = _serving_module(model, image_size, label_names, assets_dir)
+        module = _serving_module(
+            model, image_size, label_names, assets_dir, max_image_pixels
+        )
         tf.saved_model.save(
             module,
             directory,
@@ -220,7 +251,9 @@ def _check_paths(base_path, name):
     return model_dir
 
 
-def export_saved_model(model, base_path, name, version=None):
+def export_saved_model(
+    model, base_path, name, version=None, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS
+):
     """Exports a model for TF Serving as `<base_path>/<name>/<version>/`.
 
     Each call writes a new version: the largest existing version plus one
@@ -239,6 +272,7 @@ def export_saved_model(model, base_path, name, version=None):
         name: str. The model name (one directory level).
         version: int or None. The version number; None takes the next free
             one.
+        max_image_pixels: int or None. As in `write_saved_model`.
 
     Returns:
         str. The version directory written.
@@ -250,6 +284,8 @@ def export_saved_model(model, base_path, name, version=None):
     """
     model_dir = _check_paths(base_path, name)
     contract.model_image_size(model)  # fails early for an unbuilt model
+    for stale in kmlc_io.remove_stale_temps(model_dir):
+        logger.warning("Removed %s, left by an export that was killed", stale)
     versions = existing_versions(model_dir)
     if version is None:
         version = versions[-1] + 1 if versions else 1
@@ -270,14 +306,15 @@ def export_saved_model(model, base_path, name, version=None):
     try:
         # Written under a hidden name beside its place, renamed into place.
         with kmlc_io.atomic_path(final_dir) as temp_dir:
-            write_saved_model(model, temp_dir, name)
+            write_saved_model(model, temp_dir, name, max_image_pixels=max_image_pixels)
             if os.path.exists(final_dir):
                 raise FileExistsError(
                     f"Version {version} of model {name!r} appeared while it was "
                     f"being written: {final_dir}. Received: version={version}"
                 )
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
+    except Exception as error:
+        # TensorFlow's writers report a full disk as ResourceExhaustedError.
+        if _is_disk_full(error):
             raise OSError(
                 errno.ENOSPC,
                 f"No space left on the device while writing version {version} "
@@ -287,6 +324,12 @@ def export_saved_model(model, base_path, name, version=None):
         raise
     logger.info("Exported %s version %d to %s", name, version, final_dir)
     return final_dir
+
+
+def _is_disk_full(error):
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    return "No space left on device" in str(error)
 
 
 def name_from_path(model_path):

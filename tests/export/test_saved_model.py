@@ -230,7 +230,7 @@ def test_versions_increment_and_are_never_overwritten(exported, model):
 
 
 def fake_writer(calls):
-    def write(model, directory, name="kmlc", warmup=True):
+    def write(model, directory, name="kmlc", warmup=True, max_image_pixels=None):
         calls.append(directory)
         os.makedirs(directory)
         with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
@@ -262,6 +262,29 @@ def test_disk_full_leaves_no_version(model, tmp_path, monkeypatch):
         export.export_saved_model(model, tmp_path, "m")
     assert info.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path / "m") == []
+
+
+def test_tensorflows_disk_full_error_says_no_space(model, tmp_path, monkeypatch):
+    # tf.saved_model.save reports a full disk as ResourceExhaustedError.
+    def full_disk(obj, directory, signatures=None, options=None):
+        os.makedirs(os.path.join(directory, "variables"))
+        raise tf.errors.ResourceExhaustedError(
+            None, None, f"{directory}/variables/x; No space left on device"
+        )
+
+    monkeypatch.setattr(tf.saved_model, "save", full_disk)
+    with pytest.raises(OSError, match="No space left .*version 1 of model 'm'"):
+        export.export_saved_model(model, tmp_path, "m")
+    assert os.listdir(tmp_path / "m") == []
+
+
+def test_a_killed_exports_leftovers_are_removed_by_the_next(model, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / "m" / f".tmp-1.{dead.pid}.{'0' * 32}"
+    os.makedirs(leftover / "variables")
+    export.export_saved_model(model, tmp_path, "m")
+    assert sorted(os.listdir(tmp_path / "m")) == ["1"]
 
 
 def test_failure_inside_saved_model_save_leaves_nothing(model, tmp_path, monkeypatch):
@@ -305,3 +328,33 @@ def test_unbuilt_model(tmp_path):
     with pytest.raises(ValueError, match="never built"):
         export.export_saved_model(model, tmp_path, "m")
     assert not os.path.exists(tmp_path / "m")
+
+
+@pytest.fixture(scope="module")
+def limited(model, tmp_path_factory):
+    """An export whose bytes signature refuses images over 2,000 pixels."""
+    base = tmp_path_factory.mktemp("limited")
+    version_dir = export.export_saved_model(model, base, "tiny", max_image_pixels=2000)
+    return version_dir, tf.saved_model.load(version_dir)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "GIF"])
+def test_bytes_signature_refuses_images_over_its_pixel_limit(limited, fmt):
+    version_dir, loaded = limited
+    rng = np.random.default_rng(5)
+    small = encode(rng.integers(0, 256, (40, 40, 3)), fmt)  # 1,600 pixels
+    large = encode(rng.integers(0, 256, (50, 60, 3)), fmt)  # 3,000 pixels
+    signature = loaded.signatures["serving_default"]
+    assert signature(images=tf.constant([small]))["scores"].shape == (1, D)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="limit of 2,000"):
+        signature(images=tf.constant([small, large]))
+    with open(os.path.join(version_dir, "assets", "kmlc_config.json")) as f:
+        assert json.load(f)["max_image_pixels"] == 2000
+
+
+def test_a_png_declaring_20000_by_20000_is_refused_before_decoding(limited):
+    _, loaded = limited
+    png = bytearray(encode(np.zeros((8, 8, 3)), "PNG"))
+    png[16:24] = (20000).to_bytes(4, "big") * 2  # IHDR width and height
+    with pytest.raises(tf.errors.InvalidArgumentError, match="limit of 2,000"):
+        loaded.signatures["serving_default"](images=tf.constant([bytes(png)]))
