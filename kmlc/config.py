@@ -32,7 +32,6 @@ import typing
 
 import yaml
 
-DATA_FORMATS = ("manifest", "csv", "tfds", "tfrecords")
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -43,7 +42,8 @@ class DataConfig:
     """Where the images and labels are, and how the pipeline treats them.
 
     Attributes:
-        format: one of `DATA_FORMATS`.
+        format: a registered data format (`kmlc.data.sources.SOURCES`:
+            `manifest`, `csv`, `tfds`, `tfrecords`).
         manifest, images, vocabulary: a Corel-5k-style JSON manifest, its
             image directory and its vocabulary file (`format: manifest`).
         csv, separator: a `path,labels` CSV and its label separator;
@@ -79,14 +79,11 @@ class DataConfig:
     shuffle_buffer: typing.Optional[int] = None
 
     def validate(self):
-        _choice("data.format", self.format, DATA_FORMATS)
-        required = {
-            "manifest": ("manifest", "images", "vocabulary"),
-            "csv": ("csv",),
-            "tfds": ("tfds_name",),
-            "tfrecords": ("tfrecords",),
-        }[self.format]
-        missing = [name for name in required if getattr(self, name) in (None, "")]
+        from kmlc.data.sources import SOURCES
+        from kmlc.data.sources import missing_fields
+
+        SOURCES.check("data.format", self.format)
+        missing = missing_fields(self.format, dataclasses.asdict(self), training=True)
         if missing:
             raise ValueError(
                 f"data.format={self.format!r} needs "
@@ -260,7 +257,7 @@ class TrainConfig:
         self.data.validate()
         self.model.validate()
         self.optimizer.validate()
-        _choice("loss", self.loss, LOSSES)
+        LOSSES.check("loss", self.loss)
         _choice("strategy", self.strategy, STRATEGIES)
         if self.model.cache_features and self.strategy == "multiworker":
             raise ValueError(
@@ -417,17 +414,16 @@ def load_config(path=None, overrides=()):
     return from_dict(data, where=where).validate()
 
 
-_PATH_FIELDS = ("manifest", "images", "vocabulary", "csv", "tfrecords", "tfds_data_dir")
-
-
 def _resolve_paths(data, base):
+    from kmlc.data.sources import path_fields
+
     if not isinstance(data, dict):
         return data
     data = dict(data)
     section = data.get("data")
     if isinstance(section, dict):
         section = dict(section)
-        for name in _PATH_FIELDS:
+        for name in path_fields():
             value = section.get(name)
             if isinstance(value, str) and value:
                 value = os.path.expanduser(os.path.expandvars(_expand_defaults(value)))
@@ -448,5 +444,6 @@ def _expand_defaults(value):
 
 def save_config(config, path):
     """Writes a config as YAML (the run's own record of what it did)."""
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+    from kmlc import io as kmlc_io
+
+    kmlc_io.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
