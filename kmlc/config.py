@@ -32,10 +32,6 @@ import typing
 
 import yaml
 
-OPTIMIZERS = ("sgd", "adamw", "adam")
-SCHEDULES = ("cosine", "constant")
-STRATEGIES = ("default", "mirrored", "multiworker")
-
 
 @dataclasses.dataclass
 class DataConfig:
@@ -194,8 +190,11 @@ class OptimizerConfig:
     clipnorm: typing.Optional[float] = None
 
     def validate(self):
-        _choice("optimizer.name", self.name, OPTIMIZERS)
-        _choice("optimizer.schedule", self.schedule, SCHEDULES)
+        from kmlc.training.optimizers import OPTIMIZERS
+        from kmlc.training.optimizers import SCHEDULES
+
+        OPTIMIZERS.check("optimizer.name", self.name)
+        SCHEDULES.check("optimizer.schedule", self.schedule)
         if self.learning_rate <= 0:
             raise ValueError(
                 f"optimizer.learning_rate must be positive. Received: "
@@ -253,12 +252,13 @@ class TrainConfig:
 
     def validate(self):
         from kmlc.losses import LOSSES
+        from kmlc.training.strategies import STRATEGIES
 
         self.data.validate()
         self.model.validate()
         self.optimizer.validate()
         LOSSES.check("loss", self.loss)
-        _choice("strategy", self.strategy, STRATEGIES)
+        STRATEGIES.check("strategy", self.strategy)
         if self.model.cache_features and self.strategy == "multiworker":
             raise ValueError(
                 "model.cache_features is not supported with strategy: "

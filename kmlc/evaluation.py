@@ -14,11 +14,38 @@ import numpy as np
 
 from kmlc import io as kmlc_io
 from kmlc import plots
-from kmlc.callbacks import collect_scores
 from kmlc.metrics import multilabel_report
 from kmlc.metrics import sigmoid
 
 logger = logging.getLogger("kmlc.evaluate")
+
+
+def collect_scores(model, dataset, predict_fn=None):
+    """Runs a model over `(images, labels)` batches.
+
+    Args:
+        model: a Keras model.
+        dataset: `(images, labels)` batches.
+        predict_fn: images -> logits. Defaults to `model.predict_on_batch`.
+
+    Returns:
+        `(logits, labels)`: float32 NumPy arrays `[N, D]`, in dataset order.
+    """
+    predict_fn = predict_fn or model.predict_on_batch
+    logits, labels = [], []
+    batch_size = None
+    for images, batch_labels in dataset:
+        images = np.asarray(images)
+        count = len(images)
+        batch_size = batch_size or count
+        if count < batch_size:  # pad the last batch: one traced shape
+            padding = np.zeros((batch_size - count, *images.shape[1:]), images.dtype)
+            images = np.concatenate([images, padding])
+        logits.append(np.asarray(predict_fn(images), dtype=np.float32)[:count])
+        labels.append(np.asarray(batch_labels, dtype=np.float32))
+    if not logits:
+        raise ValueError("The dataset yielded no batches to score.")
+    return np.concatenate(logits), np.concatenate(labels)
 
 
 def evaluate(model, dataset, threshold=0.5, top_k=None):

@@ -327,7 +327,7 @@ def test_two_killed_workers_resume_from_the_chiefs_backup(tmp_path):
     logs = [tmp_path / "second0.log", tmp_path / "second1.log"]
     texts = stop_workers(start_workers(config_path, [shared, shared], logs))
     for text in texts:
-        assert f"resuming from the backup at epoch {killed_at + 1}" in text, text
+        assert f"resuming from the backup in {shared} at epoch {killed_at + 1}" in text
         ran = [int(epoch) for epoch in re.findall(r"epoch (\d+)/4: ", text)]
         assert ran == list(range(killed_at + 1, epochs + 1)), text  # none twice
     fingerprints = [FINGERPRINT.findall(text)[0][1:] for text in texts]

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import average_precision_score
 
-from kmlc.callbacks import ResumedEarlyStopping
-from kmlc.callbacks import ValidationMetrics
-from kmlc.callbacks import collect_scores
+from kmlc.evaluation import collect_scores
+from kmlc.training.callbacks import ResumedEarlyStopping
+from kmlc.training.callbacks import ValidationMetrics
 from tests import model_fixtures as fx
 
 

@@ -1,4 +1,4 @@
-"""Keras callbacks for multi-label training.
+"""Keras callbacks for multi-label training, and a run's list of them.
 
 `ValidationMetrics` scores the validation set once per epoch, exactly
 (every prediction kept, AP computed as in `kmlc.metrics`) and under any
@@ -7,7 +7,8 @@ epoch's logs for the callbacks after it (checkpointing, early stopping,
 CSV and TensorBoard logs). `TrainingCurves` redraws the training curves as a
 PNG after every epoch. `SkippedImagesReport` adds the count of skipped
 images to the logs. `ResumedEarlyStopping` continues an interrupted run's
-early-stopping count.
+early-stopping count. `make_callbacks` puts a run's callbacks in the order
+their logs and files need.
 """
 
 import logging
@@ -15,40 +16,13 @@ import math
 import os
 
 import keras
-import numpy as np
 
 from kmlc import metrics as metrics_lib
 from kmlc import plots
+from kmlc.evaluation import collect_scores
+from kmlc.training.backup import Backup
 
 logger = logging.getLogger("kmlc.train")
-
-
-def collect_scores(model, dataset, predict_fn=None):
-    """Runs a model over `(images, labels)` batches.
-
-    Args:
-        model: a Keras model.
-        dataset: `(images, labels)` batches.
-        predict_fn: images -> logits. Defaults to `model.predict_on_batch`.
-
-    Returns:
-        `(logits, labels)`: float32 NumPy arrays `[N, D]`, in dataset order.
-    """
-    predict_fn = predict_fn or model.predict_on_batch
-    logits, labels = [], []
-    batch_size = None
-    for images, batch_labels in dataset:
-        images = np.asarray(images)
-        count = len(images)
-        batch_size = batch_size or count
-        if count < batch_size:  # pad the last batch: one traced shape
-            padding = np.zeros((batch_size - count, *images.shape[1:]), images.dtype)
-            images = np.concatenate([images, padding])
-        logits.append(np.asarray(predict_fn(images), dtype=np.float32)[:count])
-        labels.append(np.asarray(batch_labels, dtype=np.float32))
-    if not logits:
-        raise ValueError("The dataset yielded no batches to score.")
-    return np.concatenate(logits), np.concatenate(labels)
 
 
 class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -211,3 +185,61 @@ class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
                 self.best_epoch + 1,
                 self.wait,
             )
+
+
+def make_callbacks(
+    config,
+    output_dir,
+    validation,
+    skipped,
+    chief,
+    loss,
+    predict_fn=None,
+    best_so_far=None,
+    previous_val_map=(),
+    saved_model=None,
+):
+    """The run's callbacks, in the order their logs and files need.
+
+    `ValidationMetrics` comes first (the others read its `val_mAP`); the
+    backup comes last, after the CSV row and the best checkpoint of the
+    epoch are written (see `run_directory.prepare_resume`). `best_so_far`
+    is the best checkpoint's threshold (a resumed run's best `val_mAP`);
+    `previous_val_map` the `val_mAP` of each epoch a resumed run has done,
+    from which early stopping continues its count. `saved_model` is the
+    model `best.keras` holds when another one is fitted (the whole model
+    while its `heads_model()` trains on cached features). Only the chief
+    gets the callbacks that write files.
+    """
+    path = lambda name: os.path.join(output_dir, name)  # noqa: E731
+    callbacks = [
+        ValidationMetrics(validation, loss=loss, predict_fn=predict_fn),
+        SkippedImagesReport(skipped),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(
+            ResumedEarlyStopping(
+                previous=previous_val_map,
+                monitor="val_mAP",
+                mode="max",
+                patience=config.early_stopping_patience,
+            )
+        )
+    if not chief:
+        return callbacks
+    callbacks.append(keras.callbacks.CSVLogger(path("history.csv"), append=True))
+    callbacks.append(TrainingCurves(path("history.csv"), path("training_curves.png")))
+    callbacks.append(
+        BestModelCheckpoint(
+            path("best.keras"),
+            saved_model=saved_model,
+            monitor="val_mAP",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+        )
+    )
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(path("tensorboard")))
+    callbacks.append(Backup(path("backup")))
+    return callbacks
