@@ -32,6 +32,8 @@ class Source:
         required: the fields reading needs.
         training_required: further fields a training config needs.
         paths: the fields that are file or directory paths.
+        inputs: the paths that must exist before reading (a TFDS data
+            directory need not: TFDS downloads into it).
         read_validation: `fields -> ImageSet or None`: a separate validation
             split, when the format has one and the fields name it.
     """
@@ -41,20 +43,32 @@ class Source:
     required: tuple
     training_required: tuple = ()
     paths: tuple = ()
+    inputs: tuple = ()
     read_validation: object = None
 
 
 SOURCES = Registry("data format")
 
 
-def register(name, required, training_required=(), paths=(), read_validation=None):
-    """A decorator registering a `read(fields, unknown_labels)` function."""
+def register(
+    name, required, training_required=(), paths=(), inputs=None, read_validation=None
+):
+    """A decorator registering a `read(fields, unknown_labels)` function.
+
+    `inputs` defaults to `paths`; the other arguments are `Source`'s.
+    """
 
     def decorator(read):
-        SOURCES.register(
+        source = Source(
             name,
-            Source(name, read, required, training_required, paths, read_validation),
+            read,
+            required,
+            training_required,
+            paths,
+            paths if inputs is None else inputs,
+            read_validation,
         )
+        SOURCES.register(name, source)
         return read
 
     return decorator
@@ -102,6 +116,7 @@ def _tfds_validation(fields):
     "tfds",
     required=("tfds_name",),
     paths=("tfds_data_dir",),
+    inputs=(),
     read_validation=_tfds_validation,
 )
 def _tfds(fields, unknown_labels="raise"):

@@ -7,8 +7,10 @@
     optimizers.py     the optimizer and schedule registries
     strategies.py     the `tf.distribute` strategy registry; the chief
     run_directory.py  the output directory: config, graph, history, resume
-    backup.py         the backup a killed run resumes from
-    callbacks.py      validation mAP, best checkpoint, curves, early stopping
+    backup.py         the backup a killed run resumes from, checked whole
+    callbacks.py      validation mAP, best checkpoint, history, curves,
+                      early stopping; the run's list of callbacks
+    progress.py       one line an epoch, skipped images, CPU epoch time
     multiworker.py    the loop for `MultiWorkerMirroredStrategy`
     results.py        the final model and report; `TrainResult`
 

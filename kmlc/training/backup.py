@@ -1,29 +1,54 @@
 """The backup of an unfinished run, from which a killed run resumes.
 
     backup/
-        latest.weights.h5           the model's and optimizer's state after
-                                    the last finished epoch
-        training_metadata.json      {"epoch": E, "batch": 0}: E epochs done
-        latest.weights.h5.bkp       the same pair one epoch earlier
-        training_metadata.json.bkp
+        training_metadata.json      {"epoch": E, "batch": 0,
+                                     "weights": "epoch-E.weights.h5"}
+        epoch-E.weights.h5          the model's and optimizer's state after
+                                    E finished epochs
+        training_metadata.json.bkp  the same one epoch earlier, and the
+        epoch-<E-1>.weights.h5      weights it names
 
-The layout is `keras.callbacks.BackupAndRestore(double_checkpoint=True)`'s;
-kmlc writes it itself so that every file is written whole or not at all
-(`kmlc.io`), and restores it before training starts, so that the first
-epoch is an ordinary argument of the loop (`fit(initial_epoch=...)`).
-`Backup` writes it after every epoch and removes it when training ends.
+After each epoch `Backup` writes the new weights under a new name, keeps
+the old metadata as `.bkp` and then replaces the metadata, each file
+whole or not at all (`kmlc.io`): a run killed at any moment leaves
+metadata that names complete weights. (Backups in the layout of
+`keras.callbacks.BackupAndRestore`, `latest.weights.h5` without a
+`"weights"` key, are read too.)
+
+Before training, `inspect` checks a backup without changing a file: the
+metadata must parse and the weights must load into the model. A backup
+that does not pass is an error naming the bad file; with
+`resume: newest-intact` the `.bkp` checkpoint is used when the latest one
+is broken.
 """
 
+import dataclasses
 import json
 import os
+import re
 
 import keras
 
 from kmlc import io as kmlc_io
 
-WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
 PREVIOUS = ".bkp"
+LEGACY_WEIGHTS = "latest.weights.h5"
+_WEIGHTS_NAME = re.compile(r"^(epoch-\d+|latest)\.weights\.h5(\.bkp)?$")
+RESUME_POLICIES = ("backup", "newest-intact")
+
+
+class BackupError(ValueError):
+    """A backup that cannot be resumed from (no file was changed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """One resumable state: `epoch` finished epochs, weights in `weights`."""
+
+    epoch: int
+    weights: str
+    metadata: str
 
 
 class Backup(keras.callbacks.Callback):
@@ -48,59 +73,110 @@ class Backup(keras.callbacks.Callback):
 
 
 def save(model, directory, epoch):
-    """Writes `model`'s state as the backup of `epoch` finished epochs.
-
-    The previous state is kept first as `.bkp`; each file is replaced
-    atomically.
-    """
+    """Writes `model`'s state as the backup of `epoch` finished epochs."""
     os.makedirs(directory, exist_ok=True)
-    weights = os.path.join(directory, WEIGHTS)
+    name = f"epoch-{int(epoch):04d}.weights.h5"
+    kmlc_io.save_model(model, os.path.join(directory, name))
     metadata = os.path.join(directory, METADATA)
-    for path in (weights, metadata):
-        if os.path.exists(path):
-            kmlc_io.copy_file(path, path + PREVIOUS)
-    kmlc_io.save_model(model, weights)
-    kmlc_io.write_text(metadata, json.dumps({"epoch": int(epoch), "batch": 0}))
+    if _read_metadata(metadata, directory, quiet=True) is not None:
+        kmlc_io.copy_file(metadata, metadata + PREVIOUS)
+    kmlc_io.write_text(
+        metadata, json.dumps({"epoch": int(epoch), "batch": 0, "weights": name})
+    )
+    previous = _read_metadata(metadata + PREVIOUS, directory, quiet=True)
+    keep = {name} | ({os.path.basename(previous.weights)} if previous else set())
+    for other in os.listdir(directory):
+        if _WEIGHTS_NAME.match(other) and other not in keep:
+            kmlc_io.remove_path(os.path.join(directory, other))
 
 
-def backup_epoch(directory):
-    """The epoch an interrupted run's backup resumes at; None without one."""
+def exists(directory):
+    """Whether `directory` holds a backup: metadata or weights files."""
     if not os.path.isdir(directory):
-        return None
-    for name in (METADATA, METADATA + PREVIOUS):
-        try:
-            with open(os.path.join(directory, name), encoding="utf-8") as f:
-                return int(json.load(f).get("epoch", 0))
-        except (OSError, ValueError, AttributeError):
-            continue
-    return 0
+        return False
+    return any(
+        name.startswith(METADATA) or _WEIGHTS_NAME.match(name)
+        for name in os.listdir(directory)
+    )
 
 
-def restore(model, directory):
-    """Loads a backup into a compiled `model`; returns the epoch to run next.
+def inspect(model, directory, policy="backup"):
+    """The checkpoint to resume from, loaded into `model`; changes no file.
 
-    When the latest weights cannot be read, the previous (`.bkp`) pair
-    replaces the latest one and is loaded instead.
+    Args:
+        model: the compiled model the backup was written from.
+        directory: str. The backup directory (`exists`).
+        policy: `"backup"`: the latest checkpoint, which must be intact;
+            `"newest-intact"`: the newest intact one (the `.bkp` one when
+            the latest is broken).
+
+    Returns:
+        The `Checkpoint` loaded.
+
+    Raises:
+        BackupError: naming each bad file, when no allowed checkpoint loads.
     """
-    weights = os.path.join(directory, WEIGHTS)
-    metadata = os.path.join(directory, METADATA)
-    if not os.path.isdir(directory):
-        return 0
-    if os.path.exists(weights):
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
+    if policy not in RESUME_POLICIES:
+        raise ValueError(
+            f"resume must be one of {RESUME_POLICIES}. Received: resume={policy!r}"
+        )
+    candidates = [os.path.join(directory, METADATA)]
+    if policy == "newest-intact":
+        candidates.append(candidates[0] + PREVIOUS)
+    problems = []
+    for metadata in candidates:
         try:
-            model.load_weights(weights)
-        except OSError:
-            if not os.path.exists(weights + PREVIOUS):
-                raise
-            kmlc_io.copy_file(weights + PREVIOUS, weights)
-            if os.path.exists(metadata + PREVIOUS):
-                kmlc_io.copy_file(metadata + PREVIOUS, metadata)
-            else:
-                kmlc_io.remove_path(metadata)
-            model.load_weights(weights)
-    if not os.path.exists(metadata):
-        return 0
-    with open(metadata, encoding="utf-8") as f:
-        return int(json.load(f)["epoch"])
+            checkpoint = _read_metadata(metadata, directory)
+            _load(model, checkpoint.weights)
+            return checkpoint
+        except BackupError as error:
+            problems.append(str(error))
+    if policy == "newest-intact":
+        hint = "No checkpoint in it is intact"
+    else:
+        hint = (
+            "To resume from the checkpoint one epoch earlier if it is intact, "
+            "run again with --set resume=newest-intact"
+        )
+    raise BackupError(
+        f"The backup in {directory} cannot be resumed from: "
+        + "; ".join(problems)
+        + f". No file was changed. {hint}; to start the run over, move "
+        f"{directory} away (history.csv and best.keras stay as they are)."
+    )
+
+
+def _read_metadata(path, directory, quiet=False):
+    """The `Checkpoint` a metadata file names (None if `quiet` and bad)."""
+    # Keras' layout names no weights: latest.weights.h5 (.bkp beside .bkp).
+    legacy = LEGACY_WEIGHTS + (PREVIOUS if path.endswith(PREVIOUS) else "")
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+        epoch = metadata["epoch"]
+        name = metadata.get("weights", legacy)
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r} is not a count of epochs")
+        if not isinstance(name, str) or not _WEIGHTS_NAME.match(name):
+            raise ValueError(f"weights {name!r} is not a backup's weights file")
+    except FileNotFoundError:
+        if quiet:
+            return None
+        raise BackupError(f"{path} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        if quiet:
+            return None
+        raise BackupError(f"{path} is unreadable ({error})") from None
+    return Checkpoint(epoch=epoch, weights=os.path.join(directory, name), metadata=path)
+
+
+def _load(model, weights):
+    """Loads a weights file into `model` (building its optimizer first)."""
+    if not os.path.isfile(weights):
+        raise BackupError(f"{weights} is missing")
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(weights)
+    except Exception as error:  # h5py and Keras raise several kinds
+        raise BackupError(f"{weights} does not load ({error})") from None

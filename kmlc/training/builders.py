@@ -3,9 +3,10 @@
 `build_run(config)` sets the seed, makes the strategy, reads and splits
 the data, counts the label graph on the training split, builds the
 datasets and the compiled model (and, with `model.cache_features`, the
-heads model and the cached feature maps it trains on), readies the output
-directory and restores an interrupted run's backup. The loops
-(`kmlc.training.trainer`, `kmlc.training.multiworker`) take the `Run`.
+heads model and the cached feature maps it trains on) and loads an
+interrupted run's backup, all before it writes anything; then it readies
+the output directory. The loops (`kmlc.training.trainer`,
+`kmlc.training.multiworker`) take the `Run`.
 """
 
 import dataclasses
@@ -14,15 +15,17 @@ import math
 import os
 
 import keras
+import tensorflow as tf
 
 from kmlc import data as data_lib
+from kmlc.data.sources import SOURCES
 from kmlc.data.sources import read_image_set
 from kmlc.graph import LabelGraph
 from kmlc.losses import get as get_loss
 from kmlc.model import build_model
 from kmlc.precision import dtype_policy
+from kmlc.precision import is_mixed_precision
 from kmlc.precision import training_policy
-from kmlc.training import backup
 from kmlc.training import run_directory
 from kmlc.training.optimizers import make_optimizer
 from kmlc.training.strategies import is_chief
@@ -52,7 +55,6 @@ class Run:
         fit_train, fit_validation: what `fit_model` trains and is scored
             on each epoch.
         initial_epoch: int. The first epoch to run (a resumed run's backup).
-        resumed: bool. Whether the run resumes from a backup.
         best_so_far: the best `val_mAP` of the run so far (None: none).
         previous_val_map: the `val_mAP` of each epoch already done.
         loss: the training loss (its main term scores `val_loss`).
@@ -73,7 +75,6 @@ class Run:
     fit_train: object
     fit_validation: object
     initial_epoch: int = 0
-    resumed: bool = False
     best_so_far: object = None
     previous_val_map: tuple = ()
     loss: object = None
@@ -92,10 +93,32 @@ def count_graph(model_config, train_set):
     )
 
 
-def build_compiled_model(config, graph, steps_per_epoch):
-    """The model of `config.model`, compiled with the configured training."""
+def uses_mixed_precision(config):
+    """Whether a run computes in float16: asked for, and a GPU is visible.
+
+    On a CPU `mixed_float16` only costs time (a ResNet-101 step took 5-6x
+    as long as in float32 on 2 cores), so there the run trains in float32.
+    """
+    if not config.mixed_precision:
+        return False
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    logger.warning(
+        "mixed_precision: true, but no GPU is visible: training in float32 "
+        "(float16 on a CPU is several times slower)"
+    )
+    return False
+
+
+def build_compiled_model(config, graph, steps_per_epoch, mixed_precision=None):
+    """The model of `config.model`, compiled with the configured training.
+
+    `mixed_precision` defaults to `config.mixed_precision`.
+    """
     model_config = config.model
-    with dtype_policy(training_policy(config.mixed_precision)):
+    if mixed_precision is None:
+        mixed_precision = config.mixed_precision
+    with dtype_policy(training_policy(mixed_precision)):
         model = build_model(
             graph.num_labels,
             graph,
@@ -161,9 +184,7 @@ def steps_in_epoch(config, num_train):
     return steps
 
 
-def cached_datasets(
-    config, model, train_set, validation_set, validation_ds, output_dir
-):
+def cached_datasets(config, model, image_sets, validation_ds, output_dir):
     """Training on cached feature maps (`model.cache_features`).
 
     Computes (or reopens) the backbone's feature maps of both splits in
@@ -177,6 +198,7 @@ def cached_datasets(
     """
     from kmlc import feature_cache
 
+    train_set, validation_set = image_sets
     directory = config.model.cache_dir or os.path.join(output_dir, "feature_cache")
     images = keras.Input(shape=(*model.image_size, 3))
     extractor = keras.Model(images, model.backbone(model.preprocessing(images)))
@@ -191,7 +213,7 @@ def cached_datasets(
         "backbone": str(config.model.backbone),
         "weights": None if config.model.weights is None else str(config.model.weights),
         "image_size": list(model.image_size),
-        "mixed_precision": bool(config.mixed_precision),
+        "mixed_precision": is_mixed_precision(model),
     }
     caches = []
     for split, image_set, dataset, views in (
@@ -223,16 +245,18 @@ def cached_datasets(
 def build_run(config):
     """Everything a training loop needs for `config` (validated), as a `Run`.
 
-    Writes `config.yaml`, the label graph, `labels.txt` and (with
-    `model.cache_features`) the feature cache; an interrupted run's backup
-    is restored into the fitted model.
+    Everything that can fail on the config or the data is checked before
+    the output directory is touched: the data files, the data, the model
+    (an image size too small for the backbone), a finished run in the way,
+    and a resumed run's backup (loaded into the fitted model). Only then
+    are `config.yaml`, the label graph, `labels.txt` and (with
+    `model.cache_features`) the feature cache written.
     """
     keras.utils.set_random_seed(config.seed)
+    check_inputs(config.data)
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     output_dir = os.path.abspath(config.output_dir)
-    if chief:
-        run_directory.write_config(config, output_dir)
 
     train_set, validation_set = read_image_set(config.data)
     graph = count_graph(config.model, train_set)
@@ -243,21 +267,37 @@ def build_run(config):
         graph.num_labels,
         graph.summary(),
     )
-    if chief:
-        run_directory.write_graph(graph, output_dir)
     train_ds, validation_ds = datasets(config, train_set, validation_set)
     views = config.model.cache_views if config.model.cache_features else 1
     steps = steps_in_epoch(config, len(train_set) * views)
+    mixed_precision = uses_mixed_precision(config)
     with strategy.scope():
-        model = build_compiled_model(config, graph, steps)
-    fit_model, fit_train, fit_validation = model, train_ds, validation_ds
-    if config.model.cache_features:
-        with strategy.scope():
+        model = build_compiled_model(config, graph, steps, mixed_precision)
+        fit_model = model
+        if config.model.cache_features:
             fit_model = compile_model(model.heads_model(), config, steps)
-        fit_train, fit_validation, train_ds = cached_datasets(
-            config, model, train_set, validation_set, validation_ds, output_dir
+        resume = run_directory.plan_resume(
+            output_dir, fit_model, chief, config.overwrite, config.resume
         )
-    run = Run(
+    if resume.checkpoint is not None:
+        logger.info(
+            "resuming from the backup in %s at epoch %d",
+            output_dir,
+            resume.initial_epoch + 1,
+        )
+
+    # Nothing was written before this line.
+    if chief:
+        run_directory.remove_stale_temps(output_dir)
+        run_directory.write_config(config, output_dir)
+        run_directory.write_graph(graph, output_dir)
+        run_directory.apply_resume(output_dir, resume)
+    fit_train, fit_validation = train_ds, validation_ds
+    if config.model.cache_features:
+        fit_train, fit_validation, train_ds = cached_datasets(
+            config, model, (train_set, validation_set), validation_ds, output_dir
+        )
+    return Run(
         config=config,
         output_dir=output_dir,
         strategy=strategy,
@@ -272,27 +312,22 @@ def build_run(config):
         validation_ds=validation_ds,
         fit_train=fit_train,
         fit_validation=fit_validation,
+        initial_epoch=resume.initial_epoch,
+        best_so_far=resume.best_so_far,
+        previous_val_map=resume.previous_val_map,
         loss=get_loss(config.loss),
     )
-    resume(run)
-    return run
 
 
-def resume(run):
-    """Readies the output directory; restores a backup into `fit_model`."""
-    resumed, run.best_so_far = run_directory.prepare_resume(
-        run.output_dir, run.chief, run.config.overwrite
-    )
-    if resumed is None:
-        return
-    run.resumed = True
-    logger.info(
-        "resuming from the backup in %s at epoch %d", run.output_dir, resumed + 1
-    )
-    run.previous_val_map = run_directory.monitored_per_epoch(
-        os.path.join(run.output_dir, run_directory.HISTORY), resumed
-    )
-    with run.strategy.scope():
-        run.initial_epoch = backup.restore(
-            run.fit_model, os.path.join(run.output_dir, run_directory.BACKUP)
-        )
+def check_inputs(data_config):
+    """Raises `FileNotFoundError` naming the config field of a missing path."""
+    source = SOURCES.get(data_config.format, "data.format")
+    for field in source.inputs:
+        path = getattr(data_config, field)
+        if path and not os.path.exists(path):
+            raise FileNotFoundError(
+                f"data.{field} not found: {path}. A relative path in a config "
+                "file is read from the config file's folder; --set "
+                f"data.{field}=PATH reads it from elsewhere. Received: "
+                f"data.{field}={path!r}"
+            )

@@ -4,11 +4,12 @@
 (every prediction kept, AP computed as in `kmlc.metrics`) and under any
 `tf.distribute` strategy, and puts `val_loss` and `val_mAP` into the
 epoch's logs for the callbacks after it (checkpointing, early stopping,
-CSV and TensorBoard logs). `TrainingCurves` redraws the training curves as a
-PNG after every epoch. `SkippedImagesReport` adds the count of skipped
-images to the logs. `ResumedEarlyStopping` continues an interrupted run's
-early-stopping count. `make_callbacks` puts a run's callbacks in the order
-their logs and files need.
+history and TensorBoard logs). `BestModelCheckpoint` and `HistoryLogger`
+write `best.keras` and `history.csv` atomically. `TrainingCurves` redraws
+the training curves as a PNG after every epoch. `ResumedEarlyStopping`
+continues an interrupted run's early-stopping count. `make_callbacks` puts
+a run's callbacks (these, `kmlc.training.progress`'s and the backup) in
+the order their logs and files need.
 """
 
 import logging
@@ -16,39 +17,100 @@ import math
 import os
 
 import keras
+import tensorflow as tf
 
+from kmlc import io as kmlc_io
 from kmlc import metrics as metrics_lib
 from kmlc import plots
 from kmlc.evaluation import collect_scores
+from kmlc.training import progress
 from kmlc.training.backup import Backup
+from kmlc.training.run_directory import append_history
 
 logger = logging.getLogger("kmlc.train")
 
 
-class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`keras.callbacks.ModelCheckpoint`, optionally of another model.
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model whenever the monitored value improves, atomically.
+
+    `keras.callbacks.ModelCheckpoint` writes the file in place, so a run
+    killed while it writes (about 20 s for a ResNet-101) leaves a broken
+    best model; this one writes beside the file and renames it
+    (`kmlc.io.save_model`): the file is the old best model or the new one.
 
     Args:
-        filepath: as for `ModelCheckpoint`.
+        filepath: str. The `.keras` file.
+        monitor: str. The logs key. Defaults to `"val_mAP"`.
+        mode: `"max"` or `"min"`. Defaults to `"max"`.
+        initial_value_threshold: float or None. The value to beat (a
+            resumed run's best so far). Defaults to None: any value.
         saved_model: keras.Model or None. The model to save instead of the
             one being fitted: the whole model while its `heads_model()`
             trains on cached feature maps (they share the head weights).
-        **kwargs: as for `ModelCheckpoint`.
     """
 
-    def __init__(self, filepath, saved_model=None, **kwargs):
-        super().__init__(filepath, **kwargs)
+    def __init__(
+        self,
+        filepath,
+        monitor="val_mAP",
+        mode="max",
+        initial_value_threshold=None,
+        saved_model=None,
+    ):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'. Received: mode={mode!r}")
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.mode = mode
+        self.best = initial_value_threshold
         self.saved_model = saved_model
 
-    def set_model(self, model):
-        super().set_model(self.saved_model or model)
+    def _improves(self, value):
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or math.isnan(float(value)):
+            return
+        if self._improves(float(value)):
+            kmlc_io.save_model(self.saved_model or self.model, self.filepath)
+            logger.debug(
+                "epoch %d: %s %.4f, saved %s",
+                epoch + 1,
+                self.monitor,
+                value,
+                self.filepath,
+            )
+            self.best = float(value)
+
+
+class HistoryLogger(keras.callbacks.Callback):
+    """Adds each epoch's logs to a history CSV, rewritten atomically.
+
+    Unlike `keras.callbacks.CSVLogger`, a killed run never leaves a
+    half-written row, and rows of a resumed run line up with the header
+    whatever keys its logs have (`run_directory.append_history`).
+
+    Args:
+        path: str. The CSV file.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = os.fspath(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        append_history(self.path, epoch, logs or {})
 
 
 class ValidationMetrics(keras.callbacks.Callback):
     """Exact validation loss and mAP in the logs, once per epoch.
 
     Put it before the callbacks that read `val_mAP` (ModelCheckpoint,
-    EarlyStopping, CSVLogger, TensorBoard): Keras hands every callback the
+    EarlyStopping, HistoryLogger, TensorBoard): Keras hands every callback the
     same logs dict, in list order.
 
     Args:
@@ -83,7 +145,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         if logs is not None:
             logs[f"{self.prefix}loss"] = loss
             logs[f"{self.prefix}mAP"] = score
-        logger.info(
+        logger.debug(
             "epoch %d: %sloss %.4f, %smAP %.4f (%d images)",
             epoch + 1,
             self.prefix,
@@ -98,10 +160,10 @@ class TrainingCurves(keras.callbacks.Callback):
     """Redraws the training curves PNG from a CSV log after each epoch.
 
     Reading the CSV (rather than this run's history) keeps the whole curve
-    when a run resumes from a backup. Put it after the `CSVLogger`.
+    when a run resumes from a backup. Put it after the `HistoryLogger`.
 
     Args:
-        csv_path: the `CSVLogger` file.
+        csv_path: the history CSV.
         png_path: the PNG to write.
     """
 
@@ -117,32 +179,6 @@ class TrainingCurves(keras.callbacks.Callback):
             plots.training_curves(plots.read_history(self.csv_path), self.png_path)
         except Exception as error:  # a plot must never stop training
             logger.warning("could not draw %s: %s", self.png_path, error)
-
-
-class SkippedImagesReport(keras.callbacks.Callback):
-    """Adds `skipped_images` (distinct images skipped so far) to the logs.
-
-    Args:
-        skipped: the `kmlc.data.SkippedImages` of the training dataset.
-    """
-
-    def __init__(self, skipped):
-        super().__init__()
-        self.skipped = skipped
-        self._reported = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        count = len(self.skipped)
-        if logs is not None:
-            logs["skipped_images"] = count
-        if count > self._reported:
-            new = self.skipped.names[self._reported :]
-            logger.warning(
-                "%d unreadable image(s) skipped so far; new this epoch: %s",
-                count,
-                ", ".join(new[:20]) + (" ..." if len(new) > 20 else ""),
-            )
-            self._reported = count
 
 
 class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
@@ -187,36 +223,38 @@ class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
             )
 
 
-def make_callbacks(
-    config,
-    output_dir,
-    validation,
-    skipped,
-    chief,
-    loss,
-    predict_fn=None,
-    best_so_far=None,
-    previous_val_map=(),
-    saved_model=None,
-):
-    """The run's callbacks, in the order their logs and files need.
+def make_callbacks(run, predict_fn=None, epoch_log=False, previous_val_map=None):
+    """The callbacks of a `Run`, in the order their logs and files need.
 
     `ValidationMetrics` comes first (the others read its `val_mAP`); the
-    backup comes last, after the CSV row and the best checkpoint of the
-    epoch are written (see `run_directory.prepare_resume`). `best_so_far`
-    is the best checkpoint's threshold (a resumed run's best `val_mAP`);
-    `previous_val_map` the `val_mAP` of each epoch a resumed run has done,
-    from which early stopping continues its count. `saved_model` is the
-    model `best.keras` holds when another one is fitted (the whole model
-    while its `heads_model()` trains on cached features). Only the chief
-    gets the callbacks that write files.
+    backup comes last, after the history row and the best checkpoint of
+    the epoch are written (see `run_directory.plan_resume`). The best
+    checkpoint's threshold is the run's best `val_mAP` so far; early
+    stopping continues its count from `previous_val_map` (default: the
+    run's). `best.keras` holds `run.model` (the whole model while its heads
+    train on cached features). Only the chief gets the callbacks that write
+    files.
+
+    Args:
+        run: the `kmlc.training.builders.Run`.
+        predict_fn: images -> logits for the validation scores (default:
+            the model's `predict_on_batch`).
+        epoch_log: bool. Log a line an epoch (when Keras prints none).
+        previous_val_map: sequence of float, or None for the run's.
     """
-    path = lambda name: os.path.join(output_dir, name)  # noqa: E731
+    config = run.config
+    path = lambda name: os.path.join(run.output_dir, name)  # noqa: E731
     callbacks = [
-        ValidationMetrics(validation, loss=loss, predict_fn=predict_fn),
-        SkippedImagesReport(skipped),
+        ValidationMetrics(run.fit_validation, loss=run.loss, predict_fn=predict_fn),
+        progress.SkippedImagesReport(run.train_ds.skipped),
     ]
+    if epoch_log:
+        callbacks.append(progress.EpochLog(config.epochs))
+    if not tf.config.list_logical_devices("GPU"):
+        callbacks.append(progress.EpochTimeEstimate(run.steps, config))
     if config.early_stopping_patience:
+        if previous_val_map is None:
+            previous_val_map = run.previous_val_map
         callbacks.append(
             ResumedEarlyStopping(
                 previous=previous_val_map,
@@ -225,18 +263,17 @@ def make_callbacks(
                 patience=config.early_stopping_patience,
             )
         )
-    if not chief:
+    if not run.chief:
         return callbacks
-    callbacks.append(keras.callbacks.CSVLogger(path("history.csv"), append=True))
+    callbacks.append(HistoryLogger(path("history.csv")))
     callbacks.append(TrainingCurves(path("history.csv"), path("training_curves.png")))
     callbacks.append(
         BestModelCheckpoint(
             path("best.keras"),
-            saved_model=saved_model,
             monitor="val_mAP",
             mode="max",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
+            initial_value_threshold=run.best_so_far,
+            saved_model=run.model,
         )
     )
     if config.tensorboard:

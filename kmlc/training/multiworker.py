@@ -97,14 +97,7 @@ def fit(run):
     # val_mAP): only the chief has the history it would continue from, and
     # the workers must decide alike. Only the chief's callbacks write.
     callbacks = make_callbacks(
-        config,
-        run.output_dir,
-        run.validation_ds,
-        run.train_ds.skipped,
-        chief,
-        run.loss,
-        predict_fn=local_predict,
-        best_so_far=run.best_so_far,
+        run, predict_fn=local_predict, epoch_log=True, previous_val_map=()
     )
     callback_list = keras.callbacks.CallbackList(
         callbacks, model=model, epochs=config.epochs, steps=run.steps, verbose=0
@@ -126,12 +119,6 @@ def fit(run):
         callback_list.on_epoch_end(epoch, logs)
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))
-        logger.info(
-            "epoch %d/%d: %s",
-            epoch + 1,
-            config.epochs,
-            ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
-        )
         if model.stop_training:
             break
     callback_list.on_train_end()

@@ -12,7 +12,6 @@ with kmlc's own loop (`kmlc.training.multiworker`).
 """
 
 import logging
-import warnings
 
 from kmlc.training import multiworker
 from kmlc.training.builders import build_run
@@ -37,19 +36,15 @@ def train(config):
 
 
 def fit(run):
-    """Trains `run.fit_model` with `model.fit` (one machine, any devices)."""
+    """Trains `run.fit_model` with `model.fit` (one machine, any devices).
+
+    The training data repeats and each epoch is `run.steps` steps, so the
+    progress bar knows its length from the first epoch (the pipeline skips
+    unreadable images, so the data's own length is unknown until it ends).
+    """
     config = run.config
-    callbacks = make_callbacks(
-        config,
-        run.output_dir,
-        run.fit_validation,
-        run.train_ds.skipped,
-        run.chief,
-        run.loss,
-        best_so_far=run.best_so_far,
-        previous_val_map=run.previous_val_map,
-        saved_model=run.model,
-    )
+    verbose = "auto" if config.verbose is None else config.verbose
+    callbacks = make_callbacks(run, epoch_log=verbose == 0)
     logger.info(
         "training %s (%s, %s px, heads %s) for %d epochs of %d steps on %d replica(s)",
         run.model.name,
@@ -60,18 +55,13 @@ def fit(run):
         run.steps,
         run.strategy.num_replicas_in_sync,
     )
-    with warnings.catch_warnings():
-        # The pipeline skips unreadable images, so its length is unknown
-        # until the first epoch ends, which Keras reports as running out of
-        # data: expected here, not a problem.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = run.fit_model.fit(
-            run.fit_train.repeat() if config.steps_per_epoch else run.fit_train,
-            epochs=config.epochs,
-            initial_epoch=run.initial_epoch,
-            steps_per_epoch=config.steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles
-            verbose="auto" if config.verbose is None else config.verbose,
-        )
+    history = run.fit_model.fit(
+        run.fit_train.repeat(),
+        epochs=config.epochs,
+        initial_epoch=run.initial_epoch,
+        steps_per_epoch=run.steps,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+    )
     return finish(run, history.history)

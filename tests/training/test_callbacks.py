@@ -1,5 +1,6 @@
-"""`kmlc.callbacks`: exact validation metrics in the logs; early stopping
-that continues across a resume."""
+"""`kmlc.training.callbacks` and `progress`: exact validation metrics in the
+logs; early stopping that continues across a resume; the best checkpoint
+and the history written whole; what the user sees each epoch."""
 
 import keras
 import numpy as np
@@ -7,9 +8,17 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import average_precision_score
 
+from kmlc.config import ModelConfig
+from kmlc.config import TrainConfig
+from kmlc.data import SkippedImages
 from kmlc.evaluation import collect_scores
+from kmlc.training.callbacks import BestModelCheckpoint
+from kmlc.training.callbacks import HistoryLogger
 from kmlc.training.callbacks import ResumedEarlyStopping
 from kmlc.training.callbacks import ValidationMetrics
+from kmlc.training.progress import EpochLog
+from kmlc.training.progress import EpochTimeEstimate
+from kmlc.training.progress import SkippedImagesReport
 from tests import model_fixtures as fx
 
 
@@ -116,3 +125,127 @@ def test_resumed_early_stopping_skips_epochs_without_a_value():
         values, ResumedEarlyStopping(previous=previous, **kwargs), initial_epoch=2
     )
     assert resumed == [2, 3]
+
+
+# Files written whole or not at all.
+
+
+def test_the_best_checkpoint_is_replaced_only_whole(tmp_path, monkeypatch):
+    """A save killed midway (a partial file written, then the process
+    stopped) leaves the earlier best.keras as it was; only a better score
+    saves."""
+    path = tmp_path / "best.keras"
+    model = fx.tiny_model("gcn")
+    checkpoint = BestModelCheckpoint(path, initial_value_threshold=0.5)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_mAP": 0.4})  # not better: no file
+    assert not path.exists()
+    checkpoint.on_epoch_end(1, {"val_mAP": 0.6})
+    old = path.read_bytes()
+    assert keras.saving.load_model(path).count_params() == model.count_params()
+
+    def dies_midway(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04" + b"\0" * 4096)  # 4 KB of a zip archive
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(2, {"val_mAP": 0.7})
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
+    assert checkpoint.best == pytest.approx(0.6)
+    monkeypatch.undo()
+    checkpoint.on_epoch_end(3, {"val_mAP": float("nan")})  # no score: kept
+    assert path.read_bytes() == old
+
+
+def test_history_rows_line_up_whatever_the_logs(tmp_path):
+    """A resumed run whose logs lack a column (or add one) still writes rows
+    under the right header."""
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,skipped_images,val_loss,val_mAP\n0,0.9,0,0.8,0.1\n")
+    logger = HistoryLogger(path)
+    logger.on_epoch_end(1, {"val_mAP": 0.2, "loss": 0.7, "val_loss": 0.6})
+    logger.on_epoch_end(2, {"loss": 0.5, "val_mAP": 0.3, "lr": 0.01})
+    rows = path.read_text().splitlines()
+    assert rows == [
+        "epoch,loss,skipped_images,val_loss,val_mAP,lr",
+        "0,0.9,0,0.8,0.1,",
+        "1,0.7,,0.6,0.2,",
+        "2,0.5,,,0.3,0.01",
+    ]
+
+
+# What the user sees.
+
+
+def test_one_log_line_an_epoch(caplog):
+    log = EpochLog(epochs=4)
+    with caplog.at_level("INFO", logger="kmlc.train"):
+        log.on_epoch_end(2, {"loss": 0.51234, "val_loss": 0.4, "val_mAP": 0.25})
+    assert caplog.messages == [
+        "epoch 3/4: loss 0.5123, val_loss 0.4000, val_mAP 0.2500"
+    ]
+
+
+def test_skipped_images_are_named_only_when_there_are_some(caplog):
+    skipped = SkippedImages()
+    report = SkippedImagesReport(skipped)
+    logs = {"loss": 0.5}
+    with caplog.at_level("INFO", logger="kmlc.train"):
+        report.on_epoch_end(0, logs)
+        assert caplog.messages == [] and logs == {"loss": 0.5}
+        caplog.clear()
+        skipped.record("broken.jpg", "not an image")
+        report.on_epoch_end(1, logs)
+    assert logs == {"loss": 0.5}  # not a metric
+    assert caplog.messages[-1] == (
+        "1 unreadable image(s) skipped so far; new this epoch: broken.jpg"
+    )
+
+
+class FakeClock:
+    def __init__(self, step_times):
+        self.now = 0.0
+        self.step_times = list(step_times)
+
+    def __call__(self):
+        return self.now
+
+    def step(self, estimate):
+        estimate.on_train_batch_begin(0)
+        self.now += self.step_times.pop(0)
+        estimate.on_train_batch_end(0)
+
+
+@pytest.mark.parametrize(
+    "step_times, level, hint",
+    [
+        ([600.0, 40.0, 44.0, 42.0], "WARNING", True),  # 84 min an epoch
+        ([60.0, 4.0, 5.0, 6.0], "INFO", False),  # 9 min an epoch
+        ([6.0, 0.25, 0.35, 0.1], "DEBUG", False),  # 36 s an epoch
+    ],
+)
+def test_the_epoch_time_on_a_cpu(caplog, step_times, level, hint):
+    config = TrainConfig(
+        model=ModelConfig(backbone="resnet101", image_size=448), epochs=40
+    )
+    clock = FakeClock(step_times)
+    estimate = EpochTimeEstimate(120, config, clock=clock)
+    with caplog.at_level("DEBUG", logger="kmlc.train"):
+        estimate.on_train_begin()
+        for _ in range(4):
+            clock.step(estimate)
+    # The first step (tracing) is left out: the median of the next two.
+    step_s = float(np.median(step_times[1:3]))
+    assert estimate.estimate_s == pytest.approx(120 * step_s)
+    record = caplog.records[-1]
+    assert record.levelname == level
+    assert "an epoch of 120 steps takes about" in record.getMessage()
+    assert f"({step_s:.1f} s a step, measured)" in record.getMessage()
+    assert ("training/configs/corel5k-cpu.yaml" in record.getMessage()) == hint
+    if hint:
+        assert "resnet101 at 448 px" in record.getMessage()
+        assert "56.0 h for 40 epochs" in record.getMessage()
+    assert len(caplog.records) == 2  # the start, one estimate

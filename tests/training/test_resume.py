@@ -21,12 +21,23 @@ from kmlc import synthetic
 from kmlc.plots import read_history
 from kmlc.training.run_directory import monitored_per_epoch
 from tests.model_fixtures import scenes_config
+from tests.training.backups import write_backup
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def file_hash(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def tree_hashes(directory):
+    """Every file under `directory` (relative path -> hash)."""
+    directory = pathlib.Path(directory)
+    return {
+        str(path.relative_to(directory)): file_hash(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
 
 
 def run_command(config_path, log_path):
@@ -136,16 +147,14 @@ def test_a_resumed_run_replaces_the_best_checkpoint_only_by_a_better_one(
     threshold: 1.0 (unbeatable) keeps the earlier best.keras, 0.0 (beaten by
     any model) has the resumed epoch's model replace it."""
     output_dir = tmp_path / "run"
-    (output_dir / "backup").mkdir(parents=True)
-    (output_dir / "backup" / "training_metadata.json").write_text(
-        json.dumps({"epoch": 2, "batch": 0})
-    )
+    config = scenes_config(scenes_dir, output_dir, epochs=3)
+    write_backup(config, 2)
     # Epochs 0 and 1 finished; epoch 2's row was written, its backup was not.
     rows = [(0, 0.0), (1, best_before), (2, 0.0)]
     write_history(output_dir / "history.csv", rows)
     best_hash = sentinel_model(output_dir / "best.keras")
 
-    result = kmlc.train(scenes_config(scenes_dir, output_dir, epochs=3))
+    result = kmlc.train(config)
 
     assert len(result.history["loss"]) == 1  # only epoch 2 ran
     history = read_history(output_dir / "history.csv")
@@ -171,13 +180,10 @@ def test_a_resumed_run_continues_the_early_stopping_count(scenes_dir, tmp_path):
     patience 1 the resumed run stops after its first epoch, as the
     uninterrupted run would have, instead of counting anew."""
     output_dir = tmp_path / "run"
-    (output_dir / "backup").mkdir(parents=True)
-    (output_dir / "backup" / "training_metadata.json").write_text(
-        json.dumps({"epoch": 2, "batch": 0})
-    )
+    config = scenes_config(scenes_dir, output_dir, epochs=6)
+    write_backup(config, 2)
     write_history(output_dir / "history.csv", [(0, 1.0), (1, 0.3)])
     sentinel_model(output_dir / "best.keras")
-    config = scenes_config(scenes_dir, output_dir, epochs=6)
     config.early_stopping_patience = 1
 
     result = kmlc.train(config)
@@ -201,11 +207,15 @@ def test_a_new_run_in_an_old_output_directory_starts_afresh(scenes_dir, tmp_path
     output_dir.mkdir()
     write_history(output_dir / "history.csv", [(i, 1.0) for i in range(4)])
     old_hash = sentinel_model(output_dir / "best.keras")
+    for name in ("config.yaml", "labels.txt"):
+        (output_dir / name).write_text(f"the earlier run's {name}\n")
+    before = tree_hashes(output_dir)
 
-    # Without overwrite a finished run's results are never lost.
+    # Without overwrite a finished run's results are never lost, nor its
+    # config and labels: the check comes before anything is written.
     with pytest.raises(FileExistsError, match="holds a finished run.*history.csv"):
         kmlc.train(scenes_config(scenes_dir, output_dir, epochs=2))
-    assert file_hash(output_dir / "best.keras") == old_hash
+    assert tree_hashes(output_dir) == before
 
     config = scenes_config(scenes_dir, output_dir, epochs=2)
     config.overwrite = True

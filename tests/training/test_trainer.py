@@ -3,6 +3,9 @@ and bad input (resuming: test_resume.py)."""
 
 import hashlib
 import json
+import math
+import pathlib
+import re
 
 import keras
 import numpy as np
@@ -15,8 +18,11 @@ import kmlc
 import kmlc.cli
 from kmlc import data as data_lib
 from kmlc.config import load_config
+from kmlc.data.sources import read_image_set
 from kmlc.plots import read_history
 from tests.model_fixtures import scenes_config
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def validation_keys(keys, fraction, seed=0):
@@ -201,13 +207,85 @@ def test_the_label_graph_is_counted_on_the_training_split_only(
 # Bad input.
 
 
-def test_a_missing_image_directory_is_named(scenes_dir, tmp_path):
+@pytest.mark.parametrize("field", ["images", "manifest", "vocabulary"])
+def test_a_missing_data_path_names_its_field_and_writes_nothing(
+    scenes_dir, tmp_path, field
+):
     config = scenes_config(scenes_dir, tmp_path / "run", epochs=1)
-    config.data.images = str(tmp_path / "no_images_here")
+    missing = str(tmp_path / "not_here")
+    setattr(config.data, field, missing)
     with pytest.raises(FileNotFoundError) as info:
         kmlc.train(config)
-    assert "images directory does not exist" in str(info.value)
-    assert str(tmp_path / "no_images_here") in str(info.value)
+    assert str(info.value) == (
+        f"data.{field} not found: {missing}. A relative path in a config file "
+        f"is read from the config file's folder; --set data.{field}=PATH reads "
+        f"it from elsewhere. Received: data.{field}={missing!r}"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_shipped_config_on_a_clone_without_the_data(tmp_path, capsys, monkeypatch):
+    """The shipped config's relative data path, read from the config's own
+    folder, names the field and the override when the data is elsewhere."""
+    configs = tmp_path / "clone" / "training" / "configs"
+    configs.mkdir(parents=True)
+    text = (REPO_ROOT / "training" / "configs" / "corel5k.yaml").read_text()
+    (configs / "corel5k.yaml").write_text(text)
+    monkeypatch.delenv("KMLC_COREL5K", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code = kmlc.cli.main(
+        [
+            "train",
+            "--config",
+            str(configs / "corel5k.yaml"),
+            "--set",
+            f"output_dir={tmp_path / 'run'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    expected = tmp_path / "shared" / "data" / "corel5k" / "train.json"
+    assert code == 2
+    assert f"data.manifest not found: {expected}." in err
+    assert "--set data.manifest=PATH" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_that_cannot_be_built_writes_nothing(scenes_dir, tmp_path):
+    config = scenes_config(scenes_dir, tmp_path / "run", model={"image_size": 8})
+    with pytest.raises(ValueError, match=r"image_size=\(8, 8\) is too small"):
+        kmlc.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("verbose", [1, 0])
+def test_one_line_an_epoch_with_the_steps_known_from_the_first(
+    scenes_dir, tmp_path, capsys, caplog, verbose
+):
+    """Keras' bar knows the epoch's steps from epoch 1 (no "Unknown"); kmlc
+    logs its own epoch line only when Keras prints none; the skipped count
+    is no metric."""
+    config = scenes_config(scenes_dir, tmp_path / "run", epochs=2, verbose=verbose)
+    train_set, _ = read_image_set(config.data)
+    steps = math.ceil(len(train_set) / config.batch_size)
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="kmlc.train"):
+        result = kmlc.train(config)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # no colours
+    epoch_lines = [m for m in caplog.messages if re.match(r"epoch \d", m)]
+    if verbose:
+        assert "Unknown" not in out
+        first_epoch = out.split("Epoch 2/2")[0]
+        assert f"1/{steps} " in first_epoch and f"{steps}/{steps} " in first_epoch
+        assert epoch_lines == []
+    else:
+        assert out == ""
+        assert [line.split(":")[0] for line in epoch_lines] == [
+            "epoch 1/2",
+            "epoch 2/2",
+        ]
+    assert "skipped_images" not in result.history
+    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,val_loss,val_mAP"
 
 
 def test_a_label_outside_the_vocabulary_is_named(scenes_dir, tmp_path, capsys):
