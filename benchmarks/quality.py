@@ -138,7 +138,7 @@ def validation_scores(run_dir, config):
     """The protocol metrics of a finished run's model on its validation split."""
     import kmlc
     from kmlc import data as data_lib
-    from kmlc.training import read_image_set
+    from kmlc.data.sources import read_image_set
 
     _, validation = read_image_set(config.data)
     model = kmlc.load_model(os.path.join(run_dir, "model.keras"))

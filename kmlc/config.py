@@ -26,16 +26,14 @@ Example YAML:
 
 import dataclasses
 import os
-import re
-import types
 import typing
 
 import yaml
 
-DATA_FORMATS = ("manifest", "csv", "tfds", "tfrecords")
-OPTIMIZERS = ("sgd", "adamw", "adam")
-SCHEDULES = ("cosine", "constant")
-STRATEGIES = ("default", "mirrored", "multiworker")
+from kmlc.config_loading import apply_overrides
+from kmlc.config_loading import from_dict
+from kmlc.config_loading import merge
+from kmlc.config_loading import resolve_paths
 
 
 @dataclasses.dataclass
@@ -43,7 +41,8 @@ class DataConfig:
     """Where the images and labels are, and how the pipeline treats them.
 
     Attributes:
-        format: one of `DATA_FORMATS`.
+        format: a registered data format (`kmlc.data.sources.SOURCES`:
+            `manifest`, `csv`, `tfds`, `tfrecords`).
         manifest, images, vocabulary: a Corel-5k-style JSON manifest, its
             image directory and its vocabulary file (`format: manifest`).
         csv, separator: a `path,labels` CSV and its label separator;
@@ -57,6 +56,11 @@ class DataConfig:
         max_images: use only the first N images (quick runs).
         augment, randaugment, cache, shuffle_buffer: pipeline options
             (see `kmlc.data.make_dataset`).
+        max_pixels: images whose header declares more pixels are skipped
+            and named, never decoded (null: no limit). Defaults to 40 M.
+        allow_outside_images_dir: accept manifest/CSV image names that
+            lead outside `images` (absolute paths, `..`, symbolic links);
+            refused by default.
     """
 
     format: str = "manifest"
@@ -77,16 +81,15 @@ class DataConfig:
     randaugment: bool = False
     cache: bool = False
     shuffle_buffer: typing.Optional[int] = None
+    max_pixels: typing.Optional[int] = 40_000_000
+    allow_outside_images_dir: bool = False
 
     def validate(self):
-        _choice("data.format", self.format, DATA_FORMATS)
-        required = {
-            "manifest": ("manifest", "images", "vocabulary"),
-            "csv": ("csv",),
-            "tfds": ("tfds_name",),
-            "tfrecords": ("tfrecords",),
-        }[self.format]
-        missing = [name for name in required if getattr(self, name) in (None, "")]
+        from kmlc.data.sources import SOURCES
+        from kmlc.data.sources import missing_fields
+
+        SOURCES.check("data.format", self.format)
+        missing = missing_fields(self.format, dataclasses.asdict(self), training=True)
         if missing:
             raise ValueError(
                 f"data.format={self.format!r} needs "
@@ -97,6 +100,11 @@ class DataConfig:
             raise ValueError(
                 "data.validation_fraction must be between 0 and 1. "
                 f"Received: {self.validation_fraction}"
+            )
+        if self.max_pixels is not None and self.max_pixels <= 0:
+            raise ValueError(
+                "data.max_pixels must be a positive number of pixels, or null "
+                f"for no limit. Received: {self.max_pixels}"
             )
 
 
@@ -197,8 +205,11 @@ class OptimizerConfig:
     clipnorm: typing.Optional[float] = None
 
     def validate(self):
-        _choice("optimizer.name", self.name, OPTIMIZERS)
-        _choice("optimizer.schedule", self.schedule, SCHEDULES)
+        from kmlc.training.optimizers import OPTIMIZERS
+        from kmlc.training.optimizers import SCHEDULES
+
+        OPTIMIZERS.check("optimizer.name", self.name)
+        SCHEDULES.check("optimizer.schedule", self.schedule)
         if self.learning_rate <= 0:
             raise ValueError(
                 f"optimizer.learning_rate must be positive. Received: "
@@ -228,10 +239,15 @@ class TrainConfig:
         seed: seeds weights, shuffling and augmentation.
         deterministic: the same batches and augmentations for the same seed.
         threshold: the score threshold of the final report.
-        verbose: Keras progress output: null (auto: a bar), 1 (a bar) or 2
-            (one line an epoch, for logs).
+        verbose: Keras progress output: null (auto: a bar), 1 (a bar), 2
+            (one line an epoch, for logs) or 0 (none: kmlc logs one line an
+            epoch).
         overwrite: replace a finished run's results in `output_dir` (without
             it, such a run is an error; an interrupted run always resumes).
+        resume: how an interrupted run resumes from its backup: `backup`
+            (its latest checkpoint, which must be intact: a broken one is an
+            error that changes no file) or `newest-intact` (the checkpoint
+            one epoch earlier when the latest is broken).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -253,15 +269,19 @@ class TrainConfig:
     threshold: float = 0.5
     verbose: typing.Optional[int] = None
     overwrite: bool = False
+    resume: str = "backup"
 
     def validate(self):
         from kmlc.losses import LOSSES
+        from kmlc.training.backup import RESUME_POLICIES
+        from kmlc.training.strategies import STRATEGIES
 
         self.data.validate()
         self.model.validate()
         self.optimizer.validate()
-        _choice("loss", self.loss, LOSSES)
-        _choice("strategy", self.strategy, STRATEGIES)
+        LOSSES.check("loss", self.loss)
+        STRATEGIES.check("strategy", self.strategy)
+        _choice("resume", self.resume, RESUME_POLICIES)
         if self.model.cache_features and self.strategy == "multiworker":
             raise ValueError(
                 "model.cache_features is not supported with strategy: "
@@ -285,106 +305,15 @@ def _choice(field, value, choices):
         )
 
 
-def from_dict(data, cls=TrainConfig, where="config", prefix=""):
-    """Builds a config dataclass from a nested dict, checking keys and types."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{where}: {prefix.rstrip('.') or 'the top level'} must be a "
-            f"mapping of keys to values. Received: {data!r}"
-        )
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ValueError(
-                f"{where}: unknown config key {prefix + str(key)!r}. Valid keys "
-                f"{'in ' + prefix.rstrip('.') if prefix else 'at the top level'}: "
-                f"{', '.join(sorted(fields))}"
-            )
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = from_dict(value, hint, where, prefix + key + ".")
-        else:
-            values[key] = _coerce(value, hint, prefix + key, where)
-    return cls(**values)
-
-
-def _coerce(value, hint, name, where):
-    """Checks (and gently converts) a value against a type hint."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        if value is None:
-            return None
-        hint = options[0]
-        origin = typing.get_origin(hint)
-    if hint is list or origin is list:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: {name} must be a list. Received: {value!r}")
-        return list(value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"{where}: {name} must be true or false. Received: {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ValueError(f"{where}: {name} must be an integer. Received: {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):
-            # PyYAML reads `1e-3` (no dot) as a string: accept it as a number.
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where}: {name} must be a number. Received: {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ValueError(f"{where}: {name} must be a string. Received: {value!r}")
-        return str(value)
-    return value
-
-
-def apply_overrides(data, overrides, where="--set"):
-    """Applies `key=value` strings (dotted keys, YAML values) to a dict."""
-    data = dict(data or {})
-    for item in overrides or ():
-        if "=" not in item:
-            raise ValueError(
-                f"{where}: expected key=value, like model.backbone=resnet50. "
-                f"Received: {item!r}"
-            )
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = {}
-            elif not isinstance(child, dict):
-                raise ValueError(f"{where}: {key!r}: {part!r} is not a section")
-            node[part] = dict(child)
-            node = node[part]
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
-    return data
-
-
 def load_config(path=None, overrides=()):
     """Reads a YAML config file (or none) and applies overrides.
 
-    Data paths in the file may use environment variables (`$HOME`,
-    `${KMLC_COREL5K:-../data/corel5k}` with a default); relative ones are
-    resolved against the file's directory, so a config can sit beside its
-    data.
+    Data paths may use environment variables (`$HOME`,
+    `${KMLC_COREL5K:-../data/corel5k}` with a default). Relative ones are
+    resolved against the file's directory when they come from the file (a
+    config can sit beside its data), against the current directory when
+    they come from an override (`--set data.manifest=train.json`); the
+    resolved, absolute paths are what `save_config` writes.
 
     Args:
         path: str or None. A YAML file.
@@ -408,45 +337,17 @@ def load_config(path=None, overrides=()):
                 f"{path}: the top level must be a mapping of keys to values. "
                 f"Received: {data!r}"
             )
-        data = _resolve_paths(data, os.path.dirname(os.path.abspath(path)))
+        data = resolve_paths(data, os.path.dirname(os.path.abspath(path)))
         where = path
     # Check the overrides on their own first, so that their errors name
     # --set rather than the file.
-    from_dict(apply_overrides({}, overrides), where="--set")
-    data = apply_overrides(data, overrides)
-    return from_dict(data, where=where).validate()
-
-
-_PATH_FIELDS = ("manifest", "images", "vocabulary", "csv", "tfrecords", "tfds_data_dir")
-
-
-def _resolve_paths(data, base):
-    if not isinstance(data, dict):
-        return data
-    data = dict(data)
-    section = data.get("data")
-    if isinstance(section, dict):
-        section = dict(section)
-        for name in _PATH_FIELDS:
-            value = section.get(name)
-            if isinstance(value, str) and value:
-                value = os.path.expanduser(os.path.expandvars(_expand_defaults(value)))
-                section[name] = os.path.normpath(os.path.join(base, value))
-        data["data"] = section
-    return data
-
-
-_DEFAULTED_VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
-
-
-def _expand_defaults(value):
-    """Shell-style `${NAME:-default}`: the variable if set, else the default."""
-    return _DEFAULTED_VARIABLE.sub(
-        lambda m: os.environ.get(m.group(1)) or m.group(2), value
-    )
+    overridden = resolve_paths(apply_overrides({}, overrides), os.getcwd())
+    from_dict(overridden, TrainConfig, where="--set")
+    return from_dict(merge(data, overridden), TrainConfig, where=where).validate()
 
 
 def save_config(config, path):
     """Writes a config as YAML (the run's own record of what it did)."""
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+    from kmlc import io as kmlc_io
+
+    kmlc_io.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -154,7 +154,7 @@ def _attention_plot(out_dir, options, config):
     model = keras.saving.load_model(os.path.join(out_dir, "model.keras"))
     if "attention" not in model.heads:
         return
-    from kmlc.training import read_image_set
+    from kmlc.data.sources import read_image_set
 
     _, validation = read_image_set(config.data)
     dataset = data_lib.make_dataset(validation.subset([0]), options.image_size, 1)

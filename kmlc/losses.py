@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kmlc.registry import Registry
+
 
 @keras.saving.register_keras_serializable(package="kmlc")
 class AsymmetricLoss(keras.losses.Loss):
@@ -82,18 +84,26 @@ class AsymmetricLoss(keras.losses.Loss):
         return config
 
 
-LOSSES = ("bce", "asl")
+LOSSES = Registry("loss")
+
+
+@LOSSES.register("bce")
+def binary_crossentropy():
+    """Binary cross-entropy on logits (eq. 8, 12)."""
+    return keras.losses.BinaryCrossentropy(from_logits=True, name="bce")
+
+
+LOSSES.register("asl", AsymmetricLoss)
 
 
 def get(identifier):
-    """A loss on logits from a name (`"bce"`, `"asl"`) or a loss object."""
-    if identifier == "bce":
-        return keras.losses.BinaryCrossentropy(from_logits=True, name="bce")
-    if identifier == "asl":
-        return AsymmetricLoss()
+    """A loss on logits from a name (`LOSSES`: `"bce"`, `"asl"`) or a loss."""
     if isinstance(identifier, str):
-        raise ValueError(
-            f"Unknown loss. Expected one of {LOSSES} (losses on logits) or a "
-            f"keras.losses.Loss object. Received: identifier={identifier!r}"
-        )
+        if identifier not in LOSSES:
+            raise ValueError(
+                f"Unknown loss. Expected one of {LOSSES.names()} (losses on "
+                "logits) or a keras.losses.Loss object. Received: "
+                f"identifier={identifier!r}"
+            )
+        return LOSSES.get(identifier)()
     return identifier

@@ -168,7 +168,7 @@ class MeanAveragePrecision(keras.metrics.Metric):
     weights of `fit`/`evaluate` to `compile(weighted_metrics=...)` only.
 
     Under a `tf.distribute` strategy with several replicas each replica
-    fills its own buffer; there use `kmlc.callbacks.ValidationMetrics`,
+    fills its own buffer; there use `kmlc.training.callbacks.ValidationMetrics`,
     which is exact under any strategy (kmlc's training does).
 
     Args:

@@ -70,7 +70,8 @@ def test_nested_sections_are_read_with_their_types(tmp_path):
     assert config.loss == "bce" and config.strategy == "default"
 
 
-def test_an_empty_file_gives_the_defaults_with_overrides(tmp_path):
+def test_an_empty_file_gives_the_defaults_with_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = write(tmp_path, "")
     config = load_config(
         path,
@@ -81,7 +82,7 @@ def test_an_empty_file_gives_the_defaults_with_overrides(tmp_path):
         ],
     )
     assert config.epochs == config_lib.TrainConfig().epochs
-    assert config.data.manifest == "m.json"
+    assert config.data.manifest == str(tmp_path / "m.json")
 
 
 def test_overrides_take_dotted_keys_and_yaml_values(tmp_path):
@@ -112,7 +113,8 @@ def test_overrides_take_dotted_keys_and_yaml_values(tmp_path):
     assert config.model.backbone == "smallcnn" and config.batch_size == 8
 
 
-def test_overrides_work_without_a_file_and_a_later_one_wins():
+def test_overrides_work_without_a_file_and_a_later_one_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     config = load_config(
         None,
         [
@@ -124,8 +126,8 @@ def test_overrides_work_without_a_file_and_a_later_one_wins():
         ],
     )
     assert config.epochs == 4
-    # Without a file, paths stay as given.
-    assert config.data.images == "imgs"
+    # Without a file, paths are the working directory's.
+    assert config.data.images == str(tmp_path / "imgs")
 
 
 def test_relative_data_paths_resolve_against_the_config_directory(tmp_path):
@@ -170,12 +172,24 @@ def test_the_shipped_configs_load(monkeypatch):
     assert configs["voc2007"].data.tfds_validation_split == "test"
 
 
-def test_override_paths_are_not_moved_to_the_config_directory(tmp_path):
+def test_override_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
     # --set values come from the command line: relative to the working
-    # directory, as any command-line path.
+    # directory, as any command-line path, and made absolute, so that the
+    # run's saved config.yaml reads the same files from its own folder.
     path = write(tmp_path, VALID, name="c/run.yaml")
-    config = load_config(path, ["data.images=other/images"])
-    assert config.data.images == "other/images"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    config = load_config(
+        path, ["data.images=other/images", "data.manifest=~/m.json", "epochs=2"]
+    )
+    assert config.data.images == str(tmp_path / "work" / "other" / "images")
+    assert config.data.manifest == os.path.expanduser("~/m.json")
+    # The file's other paths stay the file's.
+    assert config.data.vocabulary == str(tmp_path / "c" / "data" / "vocabulary.txt")
+    saved = tmp_path / "run" / "config.yaml"
+    saved.parent.mkdir()
+    config_lib.save_config(config, saved)
+    assert load_config(saved) == config
 
 
 def test_save_config_round_trips(tmp_path):

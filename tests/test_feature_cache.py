@@ -13,7 +13,7 @@ import kmlc
 from kmlc import feature_cache
 from kmlc import synthetic
 from kmlc.config import load_config
-from kmlc.training import read_image_set
+from kmlc.data.sources import read_image_set
 from tests import model_fixtures as fx
 
 

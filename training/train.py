@@ -3,7 +3,7 @@
 Everything here is public kmlc API: read the data, split it, count the label
 graph on the training split, build the model, compile, fit. (`kmlc train
 --config ...` does the same with configs, resumable backups and more
-callbacks; see kmlc/training.py.)
+callbacks; see kmlc/training/.)
 
     python training/train.py --manifest train.json --images images/ \\
         --vocabulary vocabulary.txt --backbone resnet101 --image-size 448 \\

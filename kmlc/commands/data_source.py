@@ -38,36 +38,35 @@ def add_source_arguments(parser, required=True):
     group.add_argument("--data-dir", help="TFDS data directory")
 
 
+# Each format has a flag of its name (`--manifest FILE` reads a manifest).
+_FORMAT_FLAGS = ("manifest", "csv", "tfrecords", "tfds")
+
+
 def has_source(args):
     """Whether any data-source flag was given."""
-    return any(
-        getattr(args, name, None) for name in ("manifest", "csv", "tfrecords", "tfds")
-    )
+    return any(getattr(args, flag, None) for flag in _FORMAT_FLAGS)
 
 
 def read_source(args, unknown_labels="raise"):
-    """The `ImageSet` the data-source flags name."""
-    from kmlc import data
+    """The `ImageSet` the data-source flags name (`kmlc.data.sources`)."""
+    from kmlc.data.sources import missing_fields
+    from kmlc.data.sources import read_source as read
 
-    if args.manifest:
-        if not args.images:
-            raise ValueError("--manifest needs --images. Received: --images=None")
-        return data.read_manifest(
-            args.manifest,
-            args.images,
-            args.vocabulary,
-            unknown_labels=unknown_labels,
-            allow_outside_images_dir=args.allow_outside,
-        )
-    if args.csv:
-        return data.read_csv(
-            args.csv,
-            images_dir=args.images,
-            vocabulary=args.vocabulary,
-            separator=args.separator,
-            unknown_labels=unknown_labels,
-            allow_outside_images_dir=args.allow_outside,
-        )
-    if args.tfrecords:
-        return data.read_tfrecords(args.tfrecords)
-    return data.read_tfds(args.tfds, args.split, data_dir=args.data_dir)
+    fields = {
+        "manifest": args.manifest,
+        "csv": args.csv,
+        "tfrecords": args.tfrecords,
+        "tfds_name": args.tfds,
+        "images": args.images,
+        "vocabulary": args.vocabulary,
+        "separator": args.separator,
+        "tfds_split": args.split,
+        "tfds_data_dir": args.data_dir,
+        "allow_outside_images_dir": args.allow_outside,
+    }
+    fmt = next(flag for flag in _FORMAT_FLAGS if getattr(args, flag))
+    missing = missing_fields(fmt, fields)
+    if missing:  # only --images can be: each format's own flag was given
+        flag = "--" + missing[0].replace("_", "-")
+        raise ValueError(f"--{fmt} needs {flag}. Received: {flag}=None")
+    return read(fmt, fields, unknown_labels=unknown_labels)

@@ -24,8 +24,10 @@ def register(subparsers):
     )
     parser.add_argument(
         "--strategy",
-        choices=("default", "mirrored", "multiworker"),
-        help="tf.distribute strategy (overrides the config's)",
+        help=(
+            "tf.distribute strategy: default, mirrored or multiworker "
+            "(kmlc.training.strategies; overrides the config's)"
+        ),
     )
     parser.add_argument(
         "--output-dir", help="output directory (overrides the config's)"

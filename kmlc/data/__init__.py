@@ -5,7 +5,8 @@ the encoded images); `make_dataset` turns any of them into batches of
 `(images [B, H, W, 3] float32 0..255, labels [B, D] float32)`, skipping and
 logging the images it cannot use; `split` divides one deterministically;
 `check` lists what is wrong with one; `pack` writes one as sharded
-TFRecords.
+TFRecords. `read_source` reads any registered format (`SOURCES`) and
+`read_image_set` a training config's data, split.
 """
 
 from kmlc.data.check import check
@@ -20,6 +21,9 @@ from kmlc.data.manifest_reader import read_manifest
 from kmlc.data.pipeline import make_dataset
 from kmlc.data.problem import Problem
 from kmlc.data.skipped_images import SkippedImages
+from kmlc.data.sources import SOURCES
+from kmlc.data.sources import read_image_set
+from kmlc.data.sources import read_source
 from kmlc.data.split import split
 from kmlc.data.split import validation_mask
 from kmlc.data.tfds_reader import read_tfds
@@ -33,6 +37,7 @@ __all__ = [
     "LabelVocabulary",
     "PackResult",
     "Problem",
+    "SOURCES",
     "SkippedImages",
     "UnknownLabelError",
     "check",
@@ -41,7 +46,9 @@ __all__ = [
     "make_dataset",
     "pack",
     "read_csv",
+    "read_image_set",
     "read_manifest",
+    "read_source",
     "read_tfds",
     "read_tfrecords",
     "split",

@@ -147,3 +147,23 @@ def test_images_without_labels_are_warnings_and_strict_fails_on_them(tmp_path, c
 def test_check_as_data_reports_the_pixel_limit(with_huge_png):
     image_set = read_manifest(*with_huge_png)
     assert [(p.key, p.kind) for p in check(image_set)] == [("huge.png", "too-large")]
+
+
+def test_a_training_config_sets_the_pipelines_pixel_limit(with_huge_png):
+    from kmlc.config import TrainConfig
+    from kmlc.training.builders import datasets
+
+    manifest, images, vocabulary = with_huge_png
+    image_set = read_manifest(manifest, images, vocabulary)
+    config = TrainConfig()
+    config.model.image_size = 32
+    config.batch_size = 4
+    config.data.max_pixels = 100  # 24x32 > 100: every image is over it
+    train, validation = datasets(config, image_set, image_set)
+    assert sum(len(x) for x, _ in validation) == 0
+    assert len(validation.skipped) == 3
+    assert (
+        "over the limit of 100 pixels"
+        in validation.skipped.reasons[str(images / "good.png")]
+    )
+    assert train.skipped.max_pixels == 100

@@ -114,3 +114,19 @@ def test_allow_outside_reads_it_and_still_never_prints_it(layout, capsys):
         manifest, images, vocabulary, allow_outside_images_dir=True
     )
     assert list(image_set.keys) == ["good.png", "../secret.txt"]
+
+
+def test_a_training_config_refuses_them_unless_it_allows_outside(layout):
+    from kmlc.config import DataConfig
+    from kmlc.data.sources import read_source
+
+    tmp_path, images, secret, vocabulary = layout
+    manifest = _manifest(tmp_path, "../secret.txt")
+    config = DataConfig(
+        manifest=str(manifest), images=str(images), vocabulary=str(vocabulary)
+    )
+    fields = {k: v for k, v in vars(config).items()}
+    with pytest.raises(ValueError, match=r"climbs out through '\.\.'"):
+        read_source("manifest", fields)
+    fields["allow_outside_images_dir"] = True
+    assert len(read_source("manifest", fields)) == 2

@@ -12,31 +12,23 @@ the logs. Every worker runs the same number of steps an epoch (the data is
 repeated), so a skipped image on one worker cannot leave another waiting.
 
 Only the chief (task `chief`, or `worker` 0 without one) writes files;
-other workers restore from the chief's backup but never save. Workers find
+every worker restores the chief's backup before the loop
+(`kmlc.training.builders.build_run`), only the chief saves one. Workers find
 each other through `TF_CONFIG`, as in any `tf.distribute` cluster, and need
 a shared file system for the backup.
 """
 
 import hashlib
 import logging
-import os
 
 import keras
 import numpy as np
 
-from kmlc import training
+from kmlc.training.callbacks import make_callbacks
+from kmlc.training.results import finish
+from kmlc.training.results import worker_result
 
 logger = logging.getLogger("kmlc.train")
-
-
-class RestoreOnlyBackup(keras.callbacks.BackupAndRestore):
-    """Restores from the chief's backup, never writes or deletes it."""
-
-    def _save_model(self):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
 
 
 def weights_fingerprint(weights):
@@ -49,32 +41,21 @@ def weights_fingerprint(weights):
     return digest.hexdigest()[:16]
 
 
-def train_multiworker(config):
-    """`kmlc.train` for `strategy: multiworker`; returns a `TrainResult`."""
+def fit(run):
+    """Trains `run.model` on several workers; returns a `TrainResult`."""
     import tensorflow as tf
 
-    keras.utils.set_random_seed(config.seed)
-    strategy = training.make_strategy("multiworker")
-    chief = training.is_chief(strategy)
-    output_dir = os.path.abspath(config.output_dir)
-    training._prepare_output(config, output_dir, chief)
-
-    train_set, validation_set = training.read_image_set(config.data)
-    graph = training.count_graph(config.model, train_set)
-    if chief:
-        training.write_graph(graph, output_dir)
-    train_ds, validation_ds = training.datasets(config, train_set, validation_set)
-    steps = training.steps_in_epoch(config, len(train_set))
+    config, model, strategy, chief = run.config, run.model, run.strategy, run.chief
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
     )
     distributed = strategy.experimental_distribute_dataset(
-        train_ds.repeat().with_options(options)
+        run.train_ds.repeat().with_options(options)
     )
-    with strategy.scope():
-        model = training.build_compiled_model(config, graph, steps)
-        model.optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:  # a restored backup built it already
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
 
     @tf.function
     def train_step(iterator):
@@ -112,36 +93,23 @@ def train_multiworker(config):
         for variable, mean in zip(floating, worker_means(), strict=True):
             variable.assign(mean)
 
-    # Early stopping restarts its count on resume here: only the chief has
-    # the history it would continue from, and the workers must decide alike.
-    _, best_so_far = training.prepare_resume(output_dir, chief, config.overwrite)
-    callbacks = training.make_callbacks(
-        config,
-        output_dir,
-        validation_ds,
-        train_ds.skipped,
-        chief,
-        training.get_loss(config.loss),
-        predict_fn=local_predict,
-        best_so_far=best_so_far,
+    # Early stopping restarts its count on resume here (no previous
+    # val_mAP): only the chief has the history it would continue from, and
+    # the workers must decide alike. Only the chief's callbacks write.
+    callbacks = make_callbacks(
+        run, predict_fn=local_predict, epoch_log=True, previous_val_map=()
     )
-    if not chief:
-        callbacks.insert(0, RestoreOnlyBackup(os.path.join(output_dir, "backup")))
     callback_list = keras.callbacks.CallbackList(
-        callbacks, model=model, epochs=config.epochs, steps=steps, verbose=0
+        callbacks, model=model, epochs=config.epochs, steps=run.steps, verbose=0
     )
     model.stop_training = False
-    model._initial_epoch = 0
     callback_list.on_train_begin()
-    first_epoch = model._initial_epoch
-    if first_epoch:
-        logger.info("resuming from the backup at epoch %d", first_epoch + 1)
     history = {}
     iterator = iter(distributed)
-    for epoch in range(first_epoch, config.epochs):
+    for epoch in range(run.initial_epoch, config.epochs):
         callback_list.on_epoch_begin(epoch)
         losses = []
-        for step in range(steps):
+        for step in range(run.steps):
             callback_list.on_train_batch_begin(step)
             loss = float(train_step(iterator))
             losses.append(loss)
@@ -151,12 +119,6 @@ def train_multiworker(config):
         callback_list.on_epoch_end(epoch, logs)
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))
-        logger.info(
-            "epoch %d/%d: %s",
-            epoch + 1,
-            config.epochs,
-            ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
-        )
         if model.stop_training:
             break
     callback_list.on_train_end()
@@ -168,13 +130,5 @@ def train_multiworker(config):
         weights_fingerprint(model.non_trainable_weights),
     )
     if not chief:
-        return training.TrainResult(
-            output_dir=output_dir,
-            model_path="",
-            metrics={},
-            history=history,
-            skipped_images=train_ds.skipped.names,
-        )
-    return training.finish(
-        model, validation_ds, output_dir, chief, config, history, train_ds
-    )
+        return worker_result(run, history)
+    return finish(run, history)

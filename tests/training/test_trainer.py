@@ -1,14 +1,11 @@
 """Tests for kmlc.train: a real training run on Corel-5k images, its outputs,
-resuming a killed run, the best checkpoint across a resume, and bad input."""
+and bad input (resuming: test_resume.py)."""
 
 import hashlib
 import json
-import os
+import math
 import pathlib
-import signal
-import subprocess
-import sys
-import time
+import re
 
 import keras
 import numpy as np
@@ -20,12 +17,12 @@ from sklearn.metrics import average_precision_score
 import kmlc
 import kmlc.cli
 from kmlc import data as data_lib
-from kmlc import synthetic
 from kmlc.config import load_config
+from kmlc.data.sources import read_image_set
 from kmlc.plots import read_history
 from tests.model_fixtures import scenes_config
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def validation_keys(keys, fraction, seed=0):
@@ -51,18 +48,6 @@ def sklearn_map(y_true, scores):
 def is_png(path):
     with Image.open(path) as image:
         return image.format == "PNG" and min(image.size) > 50
-
-
-def file_hash(path):
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def scenes_dir(tmp_path_factory):
-    """96 synthetic 32-px scenes (12 labels) as a manifest."""
-    out = tmp_path_factory.mktemp("scenes")
-    synthetic.write_dataset(out, 96, size=32, seed=0)
-    return out
 
 
 # A real run.
@@ -219,194 +204,88 @@ def test_the_label_graph_is_counted_on_the_training_split_only(
     assert not np.array_equal(saved.label_counts, everything.label_counts)
 
 
-# Resuming.
-
-
-def run_command(config_path, log_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kmlc.cli", "train", "--config", str(config_path)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    process.log = log
-    return process
-
-
-def backup_epoch(output_dir):
-    try:
-        text = (output_dir / "backup" / "training_metadata.json").read_text()
-        return json.loads(text)["epoch"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def test_a_killed_run_resumes_from_its_backup(scenes_dir, tmp_path):
-    output_dir = tmp_path / "run"
-    config = scenes_config(scenes_dir, output_dir, epochs=5)
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
-
-    first = run_command(config_path, tmp_path / "first.log")
-    try:
-        deadline = time.monotonic() + 240
-        while (backup_epoch(output_dir) or 0) < 2:
-            assert first.poll() is None, (
-                "the run ended before its backup held epoch 2:\n"
-                + (tmp_path / "first.log").read_text()
-            )
-            assert time.monotonic() < deadline, "no backup of epoch 2 in time"
-            time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-        first.log.close()
-    assert first.returncode == -signal.SIGKILL
-    killed_at = backup_epoch(output_dir)
-    assert killed_at in (2, 3)
-    best_before = max(read_history(output_dir / "history.csv")["val_mAP"])
-    best_hash = file_hash(output_dir / "best.keras")
-    assert not (output_dir / "metrics.json").exists()
-
-    second = run_command(config_path, tmp_path / "second.log")
-    try:
-        second.wait(240)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
-        second.log.close()
-    log = (tmp_path / "second.log").read_text()
-    assert second.returncode == 0, log
-    assert f"resuming from the backup in {output_dir} at epoch {killed_at + 1}" in log
-    assert "Epoch 1/5" not in log  # no epoch ran twice
-
-    history = read_history(output_dir / "history.csv")
-    assert history["epoch"] == [0, 1, 2, 3, 4]
-    assert not (output_dir / "backup").exists()
-    metrics = json.loads((output_dir / "metrics.json").read_text())
-    # best.keras is the best epoch's, before or after the kill.
-    assert metrics["mAP"] >= best_before - 1e-6
-    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
-    resumed = history["val_mAP"][killed_at:]
-    if max(resumed) <= best_before:
-        assert file_hash(output_dir / "best.keras") == best_hash
-
-
-def write_history(path, rows):
-    lines = ["epoch,loss,skipped_images,val_loss,val_mAP"]
-    lines += [f"{epoch},0.5,0,0.5,{value}" for epoch, value in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def sentinel_model(path, image_size=32):
-    """A model of the scenes' labels, saved as an earlier run's best.keras."""
-    model = kmlc.build_model(
-        len(synthetic.LABELS),
-        backbone="smallcnn",
-        image_size=image_size,
-        heads="baseline",
-        label_names=list(synthetic.LABELS),
-    )
-    model.save(path)
-    return file_hash(path)
-
-
-def test_a_resumed_run_keeps_a_better_best_checkpoint(scenes_dir, tmp_path):
-    """The interrupted run's best val_mAP (1.0, unbeatable) is the resumed
-    checkpoint's threshold: best.keras is not replaced by a worse model."""
-    output_dir = tmp_path / "run"
-    (output_dir / "backup").mkdir(parents=True)
-    (output_dir / "backup" / "training_metadata.json").write_text(
-        json.dumps({"epoch": 2, "batch": 0})
-    )
-    # Epochs 0 and 1 finished; epoch 2's row was written, its backup was not.
-    write_history(output_dir / "history.csv", [(0, 0.3), (1, 1.0), (2, 0.4)])
-    best_hash = sentinel_model(output_dir / "best.keras")
-
-    result = kmlc.train(scenes_config(scenes_dir, output_dir, epochs=3))
-
-    assert len(result.history["loss"]) == 1  # only epoch 2 ran
-    history = read_history(output_dir / "history.csv")
-    assert history["epoch"] == [0, 1, 2]  # epoch 2's old row replaced
-    assert history["val_mAP"][:2] == [0.3, 1.0]
-    assert history["val_mAP"][2] == pytest.approx(result.history["val_mAP"][0])
-    assert history["val_mAP"][2] < 1.0
-    assert file_hash(output_dir / "best.keras") == best_hash
-    assert not (output_dir / "backup").exists()
-
-
-def test_a_resumed_run_continues_the_early_stopping_count(scenes_dir, tmp_path):
-    """Epoch 0 scored 1.0 (unbeatable) and epoch 1 did not beat it: with
-    patience 1 the resumed run stops after its first epoch, as the
-    uninterrupted run would have, instead of counting anew."""
-    output_dir = tmp_path / "run"
-    (output_dir / "backup").mkdir(parents=True)
-    (output_dir / "backup" / "training_metadata.json").write_text(
-        json.dumps({"epoch": 2, "batch": 0})
-    )
-    write_history(output_dir / "history.csv", [(0, 1.0), (1, 0.3)])
-    sentinel_model(output_dir / "best.keras")
-    config = scenes_config(scenes_dir, output_dir, epochs=6)
-    config.early_stopping_patience = 1
-
-    result = kmlc.train(config)
-
-    assert len(result.history["loss"]) == 1
-    assert read_history(output_dir / "history.csv")["epoch"] == [0, 1, 2]
-
-
-def test_monitored_per_epoch(tmp_path):
-    from kmlc.training import monitored_per_epoch
-
-    path = tmp_path / "history.csv"
-    write_history(path, [(0, 0.3), (1, 0.5), (3, 0.4)])  # epoch 2's row lost
-    values = monitored_per_epoch(str(path), 4)
-    assert values[:2] == [0.3, 0.5] and values[3] == 0.4
-    assert np.isnan(values[2])
-    assert all(np.isnan(monitored_per_epoch(str(tmp_path / "none.csv"), 2)))
-
-
-def test_a_new_run_in_an_old_output_directory_starts_afresh(scenes_dir, tmp_path):
-    """Without a backup, a run is new: with overwrite the old results go."""
-    output_dir = tmp_path / "run"
-    output_dir.mkdir()
-    write_history(output_dir / "history.csv", [(i, 1.0) for i in range(4)])
-    old_hash = sentinel_model(output_dir / "best.keras")
-
-    # Without overwrite a finished run's results are never lost.
-    with pytest.raises(FileExistsError, match="holds a finished run.*history.csv"):
-        kmlc.train(scenes_config(scenes_dir, output_dir, epochs=2))
-    assert file_hash(output_dir / "best.keras") == old_hash
-
-    config = scenes_config(scenes_dir, output_dir, epochs=2)
-    config.overwrite = True
-    result = kmlc.train(config)
-
-    history = read_history(output_dir / "history.csv")
-    assert history["epoch"] == [0, 1]
-    np.testing.assert_allclose(history["val_mAP"], result.history["val_mAP"])
-    assert file_hash(output_dir / "best.keras") != old_hash
-    metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
-
-
 # Bad input.
 
 
-def test_a_missing_image_directory_is_named(scenes_dir, tmp_path):
+@pytest.mark.parametrize("field", ["images", "manifest", "vocabulary"])
+def test_a_missing_data_path_names_its_field_and_writes_nothing(
+    scenes_dir, tmp_path, field
+):
     config = scenes_config(scenes_dir, tmp_path / "run", epochs=1)
-    config.data.images = str(tmp_path / "no_images_here")
+    missing = str(tmp_path / "not_here")
+    setattr(config.data, field, missing)
     with pytest.raises(FileNotFoundError) as info:
         kmlc.train(config)
-    assert "images directory does not exist" in str(info.value)
-    assert str(tmp_path / "no_images_here") in str(info.value)
+    assert str(info.value) == (
+        f"data.{field} not found: {missing}. A relative path in a config file "
+        f"is read from the config file's folder; --set data.{field}=PATH reads "
+        f"it from elsewhere. Received: data.{field}={missing!r}"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_shipped_config_on_a_clone_without_the_data(tmp_path, capsys, monkeypatch):
+    """The shipped config's relative data path, read from the config's own
+    folder, names the field and the override when the data is elsewhere."""
+    configs = tmp_path / "clone" / "training" / "configs"
+    configs.mkdir(parents=True)
+    text = (REPO_ROOT / "training" / "configs" / "corel5k.yaml").read_text()
+    (configs / "corel5k.yaml").write_text(text)
+    monkeypatch.delenv("KMLC_COREL5K", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code = kmlc.cli.main(
+        [
+            "train",
+            "--config",
+            str(configs / "corel5k.yaml"),
+            "--set",
+            f"output_dir={tmp_path / 'run'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    expected = tmp_path / "shared" / "data" / "corel5k" / "train.json"
+    assert code == 2
+    assert f"data.manifest not found: {expected}." in err
+    assert "--set data.manifest=PATH" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_that_cannot_be_built_writes_nothing(scenes_dir, tmp_path):
+    config = scenes_config(scenes_dir, tmp_path / "run", model={"image_size": 8})
+    with pytest.raises(ValueError, match=r"image_size=\(8, 8\) is too small"):
+        kmlc.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("verbose", [1, 0])
+def test_one_line_an_epoch_with_the_steps_known_from_the_first(
+    scenes_dir, tmp_path, capsys, caplog, verbose
+):
+    """Keras' bar knows the epoch's steps from epoch 1 (no "Unknown"); kmlc
+    logs its own epoch line only when Keras prints none; the skipped count
+    is no metric."""
+    config = scenes_config(scenes_dir, tmp_path / "run", epochs=2, verbose=verbose)
+    train_set, _ = read_image_set(config.data)
+    steps = math.ceil(len(train_set) / config.batch_size)
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="kmlc.train"):
+        result = kmlc.train(config)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # no colours
+    epoch_lines = [m for m in caplog.messages if re.match(r"epoch \d", m)]
+    if verbose:
+        assert "Unknown" not in out
+        first_epoch = out.split("Epoch 2/2")[0]
+        assert f"1/{steps} " in first_epoch and f"{steps}/{steps} " in first_epoch
+        assert epoch_lines == []
+    else:
+        assert out == ""
+        assert [line.split(":")[0] for line in epoch_lines] == [
+            "epoch 1/2",
+            "epoch 2/2",
+        ]
+    assert "skipped_images" not in result.history
+    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,val_loss,val_mAP"
 
 
 def test_a_label_outside_the_vocabulary_is_named(scenes_dir, tmp_path, capsys):

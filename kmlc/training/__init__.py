@@ -1,0 +1,37 @@
+"""Training: `kmlc.train(config)` and the pieces a run is made of.
+
+    trainer.py        `train`: builds the run, then trains it with
+                      `model.fit` (or the multi-worker loop)
+    builders.py       config -> `Run`: strategy, data, graph, datasets,
+                      compiled model, restored backup
+    optimizers.py     the optimizer and schedule registries
+    strategies.py     the `tf.distribute` strategy registry; the chief
+    run_directory.py  the output directory: config, graph, history, resume
+    backup.py         the backup a killed run resumes from, checked whole
+    callbacks.py      validation mAP, best checkpoint, history, curves,
+                      early stopping; the run's list of callbacks
+    progress.py       one line an epoch, skipped images, CPU epoch time
+    multiworker.py    the loop for `MultiWorkerMirroredStrategy`
+    results.py        the final model and report; `TrainResult`
+
+A run's output directory:
+
+    config.yaml          the run's configuration
+    labels.txt           the vocabulary, one label a line
+    label_graph.npz      the label graph (`LabelGraph.load`) + label_graph.png
+    feature_cache/       with `model.cache_features`: the backbone's feature
+                         maps (`kmlc.feature_cache`)
+    best.keras           the best model by validation mAP
+    model.keras          the final model (the best one, when there is one)
+    history.csv          one row an epoch; training_curves.png
+    metrics.json         the final validation report; per_label_ap.png
+    backup/              the backup of an unfinished run (removed at the end)
+    tensorboard/         TensorBoard logs
+"""
+
+from kmlc.training.builders import Run
+from kmlc.training.builders import build_run
+from kmlc.training.results import TrainResult
+from kmlc.training.trainer import train
+
+__all__ = ["Run", "TrainResult", "build_run", "train"]

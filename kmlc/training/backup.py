@@ -1,0 +1,182 @@
+"""The backup of an unfinished run, from which a killed run resumes.
+
+    backup/
+        training_metadata.json      {"epoch": E, "batch": 0,
+                                     "weights": "epoch-E.weights.h5"}
+        epoch-E.weights.h5          the model's and optimizer's state after
+                                    E finished epochs
+        training_metadata.json.bkp  the same one epoch earlier, and the
+        epoch-<E-1>.weights.h5      weights it names
+
+After each epoch `Backup` writes the new weights under a new name, keeps
+the old metadata as `.bkp` and then replaces the metadata, each file
+whole or not at all (`kmlc.io`): a run killed at any moment leaves
+metadata that names complete weights. (Backups in the layout of
+`keras.callbacks.BackupAndRestore`, `latest.weights.h5` without a
+`"weights"` key, are read too.)
+
+Before training, `inspect` checks a backup without changing a file: the
+metadata must parse and the weights must load into the model. A backup
+that does not pass is an error naming the bad file; with
+`resume: newest-intact` the `.bkp` checkpoint is used when the latest one
+is broken.
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+import keras
+
+from kmlc import io as kmlc_io
+
+METADATA = "training_metadata.json"
+PREVIOUS = ".bkp"
+LEGACY_WEIGHTS = "latest.weights.h5"
+_WEIGHTS_NAME = re.compile(r"^(epoch-\d+|latest)\.weights\.h5(\.bkp)?$")
+RESUME_POLICIES = ("backup", "newest-intact")
+
+
+class BackupError(ValueError):
+    """A backup that cannot be resumed from (no file was changed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """One resumable state: `epoch` finished epochs, weights in `weights`."""
+
+    epoch: int
+    weights: str
+    metadata: str
+
+
+class Backup(keras.callbacks.Callback):
+    """Saves the run's state after every epoch; removes it at the end.
+
+    Put it last: the epoch's CSV row and best checkpoint are written
+    before it (see `kmlc.training.run_directory.prepare_resume`).
+
+    Args:
+        directory: str. The backup directory.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = os.fspath(directory)
+
+    def on_epoch_end(self, epoch, logs=None):
+        save(self.model, self.directory, epoch + 1)
+
+    def on_train_end(self, logs=None):
+        kmlc_io.remove_path(self.directory)
+
+
+def save(model, directory, epoch):
+    """Writes `model`'s state as the backup of `epoch` finished epochs."""
+    os.makedirs(directory, exist_ok=True)
+    name = f"epoch-{int(epoch):04d}.weights.h5"
+    kmlc_io.save_model(model, os.path.join(directory, name))
+    metadata = os.path.join(directory, METADATA)
+    if _read_metadata(metadata, directory, quiet=True) is not None:
+        kmlc_io.copy_file(metadata, metadata + PREVIOUS)
+    kmlc_io.write_text(
+        metadata, json.dumps({"epoch": int(epoch), "batch": 0, "weights": name})
+    )
+    previous = _read_metadata(metadata + PREVIOUS, directory, quiet=True)
+    keep = {name} | ({os.path.basename(previous.weights)} if previous else set())
+    for other in os.listdir(directory):
+        if _WEIGHTS_NAME.match(other) and other not in keep:
+            kmlc_io.remove_path(os.path.join(directory, other))
+
+
+def exists(directory):
+    """Whether `directory` holds a backup: metadata or weights files."""
+    if not os.path.isdir(directory):
+        return False
+    return any(
+        name.startswith(METADATA) or _WEIGHTS_NAME.match(name)
+        for name in os.listdir(directory)
+    )
+
+
+def inspect(model, directory, policy="backup"):
+    """The checkpoint to resume from, loaded into `model`; changes no file.
+
+    Args:
+        model: the compiled model the backup was written from.
+        directory: str. The backup directory (`exists`).
+        policy: `"backup"`: the latest checkpoint, which must be intact;
+            `"newest-intact"`: the newest intact one (the `.bkp` one when
+            the latest is broken).
+
+    Returns:
+        The `Checkpoint` loaded.
+
+    Raises:
+        BackupError: naming each bad file, when no allowed checkpoint loads.
+    """
+    if policy not in RESUME_POLICIES:
+        raise ValueError(
+            f"resume must be one of {RESUME_POLICIES}. Received: resume={policy!r}"
+        )
+    candidates = [os.path.join(directory, METADATA)]
+    if policy == "newest-intact":
+        candidates.append(candidates[0] + PREVIOUS)
+    problems = []
+    for metadata in candidates:
+        try:
+            checkpoint = _read_metadata(metadata, directory)
+            _load(model, checkpoint.weights)
+            return checkpoint
+        except BackupError as error:
+            problems.append(str(error))
+    if policy == "newest-intact":
+        hint = "No checkpoint in it is intact"
+    else:
+        hint = (
+            "To resume from the checkpoint one epoch earlier if it is intact, "
+            "run again with --set resume=newest-intact"
+        )
+    raise BackupError(
+        f"The backup in {directory} cannot be resumed from: "
+        + "; ".join(problems)
+        + f". No file was changed. {hint}; to start the run over, move "
+        f"{directory} away (history.csv and best.keras stay as they are)."
+    )
+
+
+def _read_metadata(path, directory, quiet=False):
+    """The `Checkpoint` a metadata file names (None if `quiet` and bad)."""
+    # Keras' layout names no weights: latest.weights.h5 (.bkp beside .bkp).
+    legacy = LEGACY_WEIGHTS + (PREVIOUS if path.endswith(PREVIOUS) else "")
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+        epoch = metadata["epoch"]
+        name = metadata.get("weights", legacy)
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r} is not a count of epochs")
+        if not isinstance(name, str) or not _WEIGHTS_NAME.match(name):
+            raise ValueError(f"weights {name!r} is not a backup's weights file")
+    except FileNotFoundError:
+        if quiet:
+            return None
+        raise BackupError(f"{path} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        if quiet:
+            return None
+        raise BackupError(f"{path} is unreadable ({error})") from None
+    return Checkpoint(epoch=epoch, weights=os.path.join(directory, name), metadata=path)
+
+
+def _load(model, weights):
+    """Loads a weights file into `model` (building its optimizer first)."""
+    if not os.path.isfile(weights):
+        raise BackupError(f"{weights} is missing")
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(weights)
+    except Exception as error:  # h5py and Keras raise several kinds
+        raise BackupError(f"{weights} does not load ({error})") from None
