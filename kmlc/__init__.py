@@ -11,52 +11,36 @@ is then loaded, so it costs little); otherwise `kmlc.load_model`, any model
 builder, or `kmlc.saving.register_serializables()` does.
 """
 
-import importlib
 import sys
 
+from kmlc import lazy
 from kmlc.version import __version__
 
-# Public name -> (module, attribute); attribute None means the module itself.
-_EXPORTS = {
-    "HEADS": ("kmlc.model", "HEADS"),
-    "PRESETS": ("kmlc.model", "PRESETS"),
-    "LabelGraph": ("kmlc.graph", "LabelGraph"),
-    "MultiLabelClassifier": ("kmlc.model", "MultiLabelClassifier"),
-    "build_model": ("kmlc.model", "build_model"),
-    "load_model": ("kmlc.saving", "load_model"),
-    "train": ("kmlc.training", "train"),
-    **{
-        name: (f"kmlc.{name}", None)
-        for name in (
-            "backbones",
-            "clustering",
-            "data",
-            "evaluation",
-            "export",
-            "graph",
-            "layers",
-            "losses",
-            "metrics",
-            "precision",
-        )
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submodules=(
+        "backbones",
+        "clustering",
+        "data",
+        "evaluation",
+        "export",
+        "graph",
+        "layers",
+        "losses",
+        "metrics",
+        "precision",
+    ),
+    attributes={
+        "HEADS": "model",
+        "PRESETS": "model",
+        "LabelGraph": "graph",
+        "MultiLabelClassifier": "model",
+        "build_model": "model",
+        "load_model": "saving",
+        "train": "training",
     },
-}
-
-__all__ = ["__version__", *sorted(_EXPORTS)]
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'kmlc' has no attribute {name!r}")
-    module_name, attribute = _EXPORTS[name]
-    module = importlib.import_module(module_name)
-    value = module if attribute is None else getattr(module, attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+)
+__all__ = ["__version__", *__all__]
 
 
 if "keras" in sys.modules:

@@ -99,7 +99,7 @@ def register(subparsers):
 
 def run_check(args):
     from kmlc import data
-    from kmlc.data.check import WARNING_KINDS
+    from kmlc.data.data_check import WARNING_KINDS
     from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
 
     unknown = sorted(set(args.ignore) - set(data.problem.KINDS))

@@ -2,6 +2,8 @@
 
 import json
 
+from kmlc.training.strategies import STRATEGIES
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -24,10 +26,9 @@ def register(subparsers):
     )
     parser.add_argument(
         "--strategy",
-        help=(
-            "tf.distribute strategy: default, mirrored or multiworker "
-            "(kmlc.training.strategies; overrides the config's)"
-        ),
+        choices=STRATEGIES.names(),
+        help="tf.distribute strategy (kmlc.training.strategies; overrides the "
+        "config's)",
     )
     parser.add_argument(
         "--output-dir", help="output directory (overrides the config's)"

@@ -7,50 +7,40 @@ logging the images it cannot use; `split` divides one deterministically;
 `check` lists what is wrong with one; `pack` writes one as sharded
 TFRecords. `read_source` reads any registered format (`SOURCES`) and
 `read_image_set` a training config's data, split.
+
+The names load on first use (`kmlc.lazy`): `kmlc.data.image_header`
+and the other modules without TensorFlow stay light to import.
 """
 
-from kmlc.data.check import check
-from kmlc.data.csv_reader import read_csv
-from kmlc.data.image_decoding import decode_image
-from kmlc.data.image_decoding import diagnose_image
-from kmlc.data.image_set import FileSource
-from kmlc.data.image_set import ImageSet
-from kmlc.data.label_vocabulary import LabelVocabulary
-from kmlc.data.label_vocabulary import UnknownLabelError
-from kmlc.data.manifest_reader import read_manifest
-from kmlc.data.pipeline import make_dataset
-from kmlc.data.problem import Problem
-from kmlc.data.skipped_images import SkippedImages
-from kmlc.data.sources import SOURCES
-from kmlc.data.sources import read_image_set
-from kmlc.data.sources import read_source
-from kmlc.data.split import split
-from kmlc.data.split import validation_mask
-from kmlc.data.tfds_reader import read_tfds
-from kmlc.data.tfrecords import PackResult
-from kmlc.data.tfrecords import pack
-from kmlc.data.tfrecords import read_tfrecords
+from kmlc import lazy
 
-__all__ = [
-    "FileSource",
-    "ImageSet",
-    "LabelVocabulary",
-    "PackResult",
-    "Problem",
-    "SOURCES",
-    "SkippedImages",
-    "UnknownLabelError",
-    "check",
-    "decode_image",
-    "diagnose_image",
-    "make_dataset",
-    "pack",
-    "read_csv",
-    "read_image_set",
-    "read_manifest",
-    "read_source",
-    "read_tfds",
-    "read_tfrecords",
-    "split",
-    "validation_mask",
-]
+# Bound now: a lazily read `split` would be shadowed by the `split` module
+# once something imports it (NumPy only, so this costs little).
+from kmlc.data.split import split  # noqa: F401
+from kmlc.data.split import validation_mask  # noqa: F401
+
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    attributes={
+        "check": "data_check",
+        "read_csv": "csv_reader",
+        "decode_image": "image_decoding",
+        "diagnose_image": "image_decoding",
+        "FileSource": "image_set",
+        "ImageSet": "image_set",
+        "LabelVocabulary": "label_vocabulary",
+        "UnknownLabelError": "label_vocabulary",
+        "read_manifest": "manifest_reader",
+        "make_dataset": "pipeline",
+        "Problem": "problem",
+        "SkippedImages": "skipped_images",
+        "SOURCES": "sources",
+        "read_image_set": "sources",
+        "read_source": "sources",
+        "read_tfds": "tfds_reader",
+        "PackResult": "tfrecords",
+        "pack": "tfrecords",
+        "read_tfrecords": "tfrecords",
+    },
+)
+__all__ = sorted([*__all__, "split", "validation_mask"])

@@ -15,42 +15,28 @@ and the modules and names below on first use, so that the command line
 can list the quantize modes without loading Keras.
 """
 
-import importlib
+from kmlc import lazy
 
-_SUBMODULES = (
-    "contract",
-    "lite",
-    "lite_metadata",
-    "lite_quantize",
-    "lite_runtime",
-    "lite_weights",
-    "onnx",
-    "saved_model",
-    "serving_config",
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submodules=(
+        "contract",
+        "lite",
+        "lite_metadata",
+        "lite_quantize",
+        "lite_runtime",
+        "lite_weights",
+        "onnx",
+        "saved_model",
+        "serving_config",
+    ),
+    attributes={
+        "model_image_size": "contract",
+        "model_label_names": "contract",
+        "export_onnx": "onnx",
+        "existing_versions": "saved_model",
+        "export_saved_model": "saved_model",
+        "write_saved_model": "saved_model",
+        "write_models_config": "serving_config",
+    },
 )
-
-# Public names -> the module that defines them.
-_ATTRIBUTES = {
-    "model_image_size": "contract",
-    "model_label_names": "contract",
-    "export_onnx": "onnx",
-    "existing_versions": "saved_model",
-    "export_saved_model": "saved_model",
-    "write_saved_model": "saved_model",
-    "write_models_config": "serving_config",
-}
-
-__all__ = sorted((*_SUBMODULES, *_ATTRIBUTES))
-
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"kmlc.export.{name}")
-    if name in _ATTRIBUTES:
-        module = importlib.import_module(f"kmlc.export.{_ATTRIBUTES[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'kmlc.export' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

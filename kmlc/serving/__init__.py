@@ -14,29 +14,19 @@ The names below are imported on first use, so that `from kmlc.serving
 import RestClient` does not load TensorFlow.
 """
 
-import importlib
+from kmlc import lazy
 
-# Public names -> the module that defines them.
-_ATTRIBUTES = {
-    "Client": "kmlc.serving.client.grpc_client",
-    "DevServer": "kmlc.serving.server.dev_server",
-    "ModelStore": "kmlc.serving.server.model_store",
-    "RequestError": "kmlc.serving.errors",
-    "RestClient": "kmlc.serving.client.rest_client",
-    "Servable": "kmlc.serving.server.servable",
-    "ServingError": "kmlc.serving.errors",
-    "VersionStatus": "kmlc.serving.server.model_store",
-    "rank_labels": "kmlc.serving.client.predictions",
-}
-
-__all__ = sorted(_ATTRIBUTES)
-
-
-def __getattr__(name):
-    if name in _ATTRIBUTES:
-        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'kmlc.serving' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    attributes={
+        "Client": "client.grpc_client",
+        "DevServer": "server.dev_server",
+        "ModelStore": "server.model_store",
+        "RequestError": "errors",
+        "RestClient": "client.rest_client",
+        "Servable": "server.servable",
+        "ServingError": "errors",
+        "VersionStatus": "server.model_store",
+        "rank_labels": "client.predictions",
+    },
+)

@@ -29,9 +29,14 @@ A run's output directory:
     tensorboard/         TensorBoard logs
 """
 
-from kmlc.training.builders import Run
-from kmlc.training.builders import build_run
-from kmlc.training.results import TrainResult
-from kmlc.training.trainer import train
+from kmlc import lazy
 
-__all__ = ["Run", "TrainResult", "build_run", "train"]
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    attributes={
+        "Run": "builders",
+        "build_run": "builders",
+        "TrainResult": "results",
+        "train": "trainer",
+    },
+)

@@ -8,14 +8,32 @@ The registered strategies:
                  `kmlc.training.multiworker`)
 """
 
-import tensorflow as tf
-
 from kmlc.registry import Registry
 
+# TensorFlow is imported when a strategy is made, so that the command line
+# can check a strategy's name without loading it.
 STRATEGIES = Registry("strategy")
-STRATEGIES.register("default", tf.distribute.get_strategy)
-STRATEGIES.register("mirrored", tf.distribute.MirroredStrategy)
-STRATEGIES.register("multiworker", tf.distribute.MultiWorkerMirroredStrategy)
+
+
+@STRATEGIES.register("default")
+def _default():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
+
+
+@STRATEGIES.register("mirrored")
+def _mirrored():
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy()
+
+
+@STRATEGIES.register("multiworker")
+def _multiworker():
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def make_strategy(name):
@@ -25,6 +43,8 @@ def make_strategy(name):
 
 def is_multiworker(strategy):
     """Whether `strategy` spans machines (where `model.fit` cannot run)."""
+    import tensorflow as tf
+
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 

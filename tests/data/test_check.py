@@ -1,4 +1,4 @@
-"""Tests for kmlc/data/check.py and the `kmlc data` command line."""
+"""Tests for kmlc/data/data_check.py and the `kmlc data` command line."""
 
 import json
 import shutil
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kmlc import cli
-from kmlc.data.check import check
 from kmlc.data.csv_reader import read_csv
+from kmlc.data.data_check import check
 from kmlc.data.manifest_reader import read_manifest
 from kmlc.data.tfrecords import read_tfrecords
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from kmlc import cli
-from kmlc.data.check import check
+from kmlc.data.data_check import check
 from kmlc.data.manifest_reader import read_manifest
 from kmlc.data.pipeline import make_dataset
 from tests.data.data_fixtures import encode
