@@ -8,7 +8,8 @@ from keras import ops
 PROPAGATIONS = ("auto", "dense", "sparse")
 # "auto" propagates over the edge list when the graph has at least this many
 # labels and at most this fraction of X' is non-zero; smaller or denser
-# graphs use one dense matmul (measured on CPU: benchmarks/speed.py).
+# graphs use one dense matmul (on 2 CPUs the two cost about the same near
+# 1-2 % non-zeros at D = 260-1,000, forward and backward, batch 16, K = 70).
 _SPARSE_MIN_LABELS = 128
 _SPARSE_MAX_DENSITY = 0.01
 
@@ -29,11 +30,14 @@ class LabelGCN(keras.layers.Layer):
     - `"dense"`: the `[D, D]` matrix (weight `adjacency`); the product is
       one matmul with the batch folded into the features,
       `X' [D, D] @ P [D, B * K]`;
-    - `"sparse"`: the non-zeros as an edge list (weights `edge_targets`,
-      `edge_sources`, `edge_weights`, each `[num_edges]`); the product
-      gathers the source rows and sums them into their targets
-      (`ops.take`, `ops.segment_sum`), so it costs `num_edges * B * K`
-      instead of `D * D * B * K`, and D^2 numbers are never stored.
+    - `"sparse"`: the non-zeros as an edge list sorted by target (weights
+      `edge_targets`, `edge_sources`, `edge_weights`, and `edge_transpose`,
+      the order by source; each `[num_edges]`, the non-zeros plus at least
+      one zero-weight edge); the product gathers the source rows and sums
+      them into their targets (`ops.take`, a sorted `ops.segment_sum`), and
+      its gradient does the same over the transposed list, so a layer
+      costs `num_edges * B * K` instead of `D * D * B * K`, and D^2 numbers
+      are never stored. It converts to TFLite (`GATHER`, `SEGMENT_SUM`).
 
     `"auto"` picks `"sparse"` for graphs of at least 128 labels with at
     most 1 % of X' non-zero (Corel-5k's graph at tau = 0.4, self-loops
@@ -176,8 +180,9 @@ class LabelGCN(keras.layers.Layer):
 
         Args:
             adjacency: array `[D, D]` or scipy sparse matrix. With sparse
-                propagation it may have at most `num_edges` non-zeros (the
-                rest of the edge list is padded with zero-weight edges).
+                propagation it may have at most `num_edges - 1` non-zeros
+                (the rest of the edge list is padded with zero-weight
+                edges).
         """
         coo = _as_coo(adjacency)
         _check_adjacency(coo, self.num_labels)
