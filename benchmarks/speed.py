@@ -35,9 +35,9 @@ ratios are what count).
    Corel-5k images at 224 px (decode, random resized crop, flip), images/s,
    and its ratio to the fastest training step of item 1 (goal >= 2).
 6. `exported_inference`: the `full` model at D = 80 as Keras, SavedModel,
-   TFLite float32 / float16 / dynamic / int8 (`kmlc.lite.Predictor`, one
-   image a call): latency at batch 1 and images/s at batch 32. Goal: int8 /
-   float32 latency <= 0.6.
+   TFLite float32 / float16 / dynamic / int8 (`Predictor` of
+   `kmlc.export.lite_runtime`, one image a call): latency at batch 1 and
+   images/s at batch 32. Goal: int8 / float32 latency <= 0.6.
 
 The label graph of items 1-3 (`synthetic_graph`): 20,000 synthetic images
 whose labels come in pairs, counted with kmlc's defaults (threshold 0.4):
@@ -439,8 +439,9 @@ def input_pipeline(args, consumption):
 def exported_inference(args, num_labels=80):
     import tensorflow as tf
 
-    from kmlc import export
-    from kmlc import lite
+    from kmlc.export import lite
+    from kmlc.export import saved_model
+    from kmlc.export.lite_runtime import Predictor
 
     graph, _ = synthetic_graph(num_labels)
     model = build(num_labels, "full", args, graph)
@@ -450,7 +451,7 @@ def exported_inference(args, num_labels=80):
     many = rng.uniform(0, 255, (32, size, size, 3)).astype("float32")
     out = tempfile.mkdtemp(prefix="kmlc-speed-")
     saved = os.path.join(out, "saved_model")
-    export.write_saved_model(model, saved, warmup=False)
+    saved_model.write_saved_model(model, saved, warmup=False)
     keras_fn = tf.function(lambda x: model(x, training=False))
     serving = tf.saved_model.load(saved).signatures["serving_images"]
     runners = {
@@ -466,7 +467,7 @@ def exported_inference(args, num_labels=80):
             representative_data=calibration if mode == "int8" else None,
             num_calibration_samples=8,
         )
-        runners[f"tflite_{mode}"] = lite.Predictor(path).logits
+        runners[f"tflite_{mode}"] = Predictor(path).logits
     runs = 10 if args.quick else 20
     latency = {name: [] for name in runners}
     throughput = {name: [] for name in runners}
