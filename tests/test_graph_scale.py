@@ -230,4 +230,3 @@ def test_tfrecord_shards_and_their_sidecar(tmp_path):
         np.testing.assert_array_equal(graph.pair_counts, expected_pairs)
         np.testing.assert_array_equal(graph.label_counts, expected_labels)
         assert graph.num_samples == len(written.keys)
-
