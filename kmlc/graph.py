@@ -16,6 +16,12 @@ Conventions (docs/design.md, "the adjacency"):
   mean 0.0097, std 0.059);
 - `density` is the fraction of the `D * (D - 1)` off-diagonal pairs that are
   edges.
+
+Scale: counting (`kmlc.cooccurrence`) costs about `L^2` per image with L
+labels, and holds only the pairs that co-occur. Past
+`DENSE_LABELS_LIMIT` labels (2,048) a graph keeps its matrices (`pair_counts`,
+`conditional`, `adjacency`, `normalized()`) as scipy CSR matrices instead
+of dense arrays, and `save` writes the counts' non-zeros.
 """
 
 import json
@@ -24,7 +30,14 @@ import os
 import numpy as np
 import scipy.sparse
 
+from kmlc import graph_rules
 from kmlc import io as kmlc_io
+from kmlc.cooccurrence import _DEFAULT_CHUNK_ROWS
+from kmlc.cooccurrence import DENSE_LABELS_LIMIT
+from kmlc.cooccurrence import CooccurrenceCounter
+from kmlc.cooccurrence import count
+
+__all__ = ["CooccurrenceCounter", "DENSE_LABELS_LIMIT", "LabelGraph"]
 
 STRATEGIES = ("paper", "paper-nonzero", "threshold", "topk")
 # Controls for ablations: graphs with the same parameters and no label
@@ -32,85 +45,6 @@ STRATEGIES = ("paper", "paper-nonzero", "threshold", "topk")
 # on permuted labels).
 CONTROLS = ("identity", "shuffled")
 NORMALIZATIONS = ("symmetric", "row", "none")
-
-_DEFAULT_CHUNK_ROWS = 65536
-
-
-class CooccurrenceCounter:
-    """Accumulates label counts `M` and pair counts `N` over label batches.
-
-    Each batch is a multi-hot matrix `[n, D]` (NumPy, SciPy sparse, or
-    anything `np.asarray` accepts, such as a `tf.Tensor`). Used by
-    `LabelGraph.from_labels` and `LabelGraph.from_dataset`, so that data that
-    does not fit in memory is counted in one streaming pass.
-
-    Args:
-        num_labels: int. D, the number of labels.
-    """
-
-    def __init__(self, num_labels):
-        if num_labels < 1:
-            raise ValueError(
-                f"num_labels must be at least 1. Received: num_labels={num_labels}"
-            )
-        self.num_labels = int(num_labels)
-        self.pair_counts = np.zeros((num_labels, num_labels), np.float64)
-        self.label_counts = np.zeros((num_labels,), np.float64)
-        self.num_samples = 0
-
-    def update(self, batch):
-        """Adds a multi-hot batch `[n, D]` to the counts."""
-        if scipy.sparse.issparse(batch):
-            batch = scipy.sparse.csr_matrix(batch)
-            _check_shape(batch.shape, self.num_labels, self.num_samples)
-            _check_binary(batch.data, batch, self.num_samples)
-            batch = batch.astype(np.float64)
-            pairs = (batch.T @ batch).toarray()
-            counts = np.asarray(batch.sum(axis=0)).ravel()
-        else:
-            batch = np.asarray(batch)
-            _check_shape(batch.shape, self.num_labels, self.num_samples)
-            _check_binary(batch, batch, self.num_samples)
-            # float32 matmul is exact for 0/1 entries up to 2**24 rows a
-            # chunk; the running total is kept in float64.
-            batch = batch.astype(np.float32)
-            pairs = batch.T @ batch
-            counts = batch.sum(axis=0)
-        self.pair_counts += pairs
-        self.label_counts += counts
-        self.num_samples += batch.shape[0]
-        return self
-
-
-def _check_shape(shape, num_labels, offset):
-    if len(shape) != 2:
-        raise ValueError(
-            "Labels must be a 2-D multi-hot matrix [num_images, num_labels]. "
-            f"Received: shape={tuple(shape)} (after {offset} rows)"
-        )
-    if shape[1] != num_labels:
-        raise ValueError(
-            f"Expected {num_labels} label columns, like the rows before. "
-            f"Received: shape={tuple(shape)} (after {offset} rows)"
-        )
-
-
-def _check_binary(values, matrix, offset):
-    values = np.asarray(values)
-    bad = (values != 0) & (values != 1)
-    if not bad.any():
-        return
-    if scipy.sparse.issparse(matrix):
-        coo = matrix.tocoo()
-        row, col = int(coo.row[bad][0]), int(coo.col[bad][0])
-        value = coo.data[bad][0]
-    else:
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        value = values[row, col]
-    raise ValueError(
-        "The label matrix must hold only 0 and 1 (multi-hot). "
-        f"Received: {value.item()!r} at row {row + offset}, column {col}"
-    )
 
 
 class LabelGraph:
@@ -121,8 +55,8 @@ class LabelGraph:
     batches), never by hand; the constructor takes the raw counts.
 
     Args:
-        pair_counts: array `[D, D]`. N, how often labels i and j occur in the
-            same image (the diagonal is ignored).
+        pair_counts: array or scipy sparse matrix `[D, D]`. N, how often
+            labels i and j occur in the same image (the diagonal is ignored).
         label_counts: array `[D]`. M, how often each label occurs.
         num_samples: int. How many images were counted.
         strategy: str. How TG is binarised into the adjacency: `"paper"`
@@ -143,6 +77,9 @@ class LabelGraph:
             the same degree sequence and density, wrong neighbours).
             Defaults to None (the counted graph).
         control_seed: int. The permutation of `"shuffled"`. Defaults to 0.
+        sparse: bool or None. Keep the matrices as scipy CSR matrices; None:
+            when D > `DENSE_LABELS_LIMIT`. Not saved (a loaded graph decides
+            by its size again).
 
     Example:
     >>> y = np.array([[1, 1, 0], [1, 0, 1], [1, 1, 0]])
@@ -163,10 +100,12 @@ class LabelGraph:
         label_names=None,
         control=None,
         control_seed=0,
+        sparse=None,
     ):
-        pair_counts = np.array(pair_counts, dtype=np.float64)
         label_counts = np.asarray(label_counts, dtype=np.float64).ravel()
         num_labels = label_counts.shape[0]
+        self.sparse = num_labels > DENSE_LABELS_LIMIT if sparse is None else sparse
+        pair_counts = _counts_matrix(pair_counts, self.sparse)
         if pair_counts.shape != (num_labels, num_labels):
             raise ValueError(
                 f"pair_counts must be [{num_labels}, {num_labels}] to match "
@@ -195,7 +134,12 @@ class LabelGraph:
                     f"label_names must have one name per label ({num_labels}). "
                     f"Received: {len(label_names)} label names"
                 )
-        np.fill_diagonal(pair_counts, 0.0)
+        if self.sparse:
+            pair_counts = pair_counts - scipy.sparse.diags(pair_counts.diagonal())
+            pair_counts.eliminate_zeros()
+            pair_counts.sort_indices()
+        else:
+            np.fill_diagonal(pair_counts, 0.0)
         self.pair_counts = pair_counts
         self.label_counts = label_counts
         self.num_samples = int(num_samples)
@@ -206,8 +150,11 @@ class LabelGraph:
         self.label_names = label_names
         self.control = control
         self.control_seed = int(control_seed)
-        self.threshold = None  # set by _binarize for the paper strategies
-        self.adjacency = self._controlled(self._binarize())
+        # The threshold of the paper strategies (else None).
+        adjacency, self.threshold = graph_rules.binarize(
+            self.conditional, self.strategy, self.tau, self.k
+        )
+        self.adjacency = graph_rules.control(adjacency, control, self.control_seed)
 
     # Construction.
 
@@ -215,9 +162,9 @@ class LabelGraph:
     def from_labels(cls, y, chunk_rows=_DEFAULT_CHUNK_ROWS, **kwargs):
         """Counts the graph from a multi-hot matrix `y` `[N, D]`.
 
-        `y` may be a NumPy array or a SciPy sparse matrix (10^6 images x
-        10^3 labels fits as sparse); dense input is counted in chunks of
-        `chunk_rows` rows. Other keyword arguments go to the constructor.
+        `y` may be a NumPy array, a `tf.Tensor` or a SciPy sparse matrix
+        (10^6 images x 10^4 labels fits as sparse); it is counted in chunks
+        of `chunk_rows` rows. Other keyword arguments go to the constructor.
         """
         shape = getattr(y, "shape", None)
         if shape is None:
@@ -233,7 +180,7 @@ class LabelGraph:
                 "The label matrix is empty: there is nothing to count a "
                 f"graph from. Received: shape={tuple(shape)}"
             )
-        counter = CooccurrenceCounter(shape[1])
+        counter = CooccurrenceCounter(shape[1], chunk_rows, kwargs.get("sparse"))
         if scipy.sparse.issparse(y):
             y = scipy.sparse.csr_matrix(y)
         for start in range(0, shape[0], chunk_rows):
@@ -247,16 +194,15 @@ class LabelGraph:
         Args:
             batches: iterable of multi-hot batches `[n, D]`: NumPy arrays,
                 sparse matrices, `tf.Tensor`s, nested lists, or a
-                `tf.data.Dataset` of labels or of `(image, labels)` tuples
-                (only the labels are kept; a dataset of labels alone skips
-                decoding images).
+                `tf.data.Dataset` of labels, of `(image, labels[, weight])`
+                tuples or of `{"labels": ...}` dicts, batched or not (for
+                example `ImageSet.dataset()` of TFRecord shards). Only the
+                labels are kept, and a dataset's labels become indices
+                inside `tf.data`, thousands of rows a step; a dataset of
+                labels alone also skips decoding images.
             num_labels: int or None. D; taken from the first batch if None.
         """
-        counter = None if num_labels is None else CooccurrenceCounter(num_labels)
-        for batch in _label_batches(batches):
-            if counter is None:
-                counter = CooccurrenceCounter(np.shape(batch)[-1])
-            counter.update(batch)
+        counter = count(batches, num_labels)
         if counter is None or counter.num_samples == 0:
             raise ValueError(
                 "The dataset yielded no labels: there is nothing to count a graph from."
@@ -286,48 +232,7 @@ class LabelGraph:
         A label that never occurs has a zero row (never NaN); the diagonal
         is zero.
         """
-        counts = self.label_counts[:, None]
-        return np.divide(
-            self.pair_counts,
-            counts,
-            out=np.zeros_like(self.pair_counts),
-            where=counts > 0,
-        )
-
-    def _binarize(self):
-        tg = self.conditional
-        if self.strategy == "paper":
-            self.threshold = float(tg.mean() - tg.std())
-            adjacency = tg >= self.threshold
-        elif self.strategy == "paper-nonzero":
-            nonzero = tg[tg > 0]
-            self.threshold = (
-                float(nonzero.mean() - nonzero.std()) if nonzero.size else 0.0
-            )
-            adjacency = (tg > 0) & (tg >= self.threshold)
-        elif self.strategy == "threshold":
-            adjacency = tg >= self.tau
-        else:  # topk
-            adjacency = np.zeros_like(tg, dtype=bool)
-            k = min(self.k, self.num_labels - 1)
-            if k > 0:
-                # Stable order, so ties go to the lower label index.
-                order = np.argsort(-tg, axis=1, kind="stable")[:, :k]
-                rows = np.arange(self.num_labels)[:, None]
-                adjacency[rows, order] = True
-                adjacency &= tg > 0
-        np.fill_diagonal(adjacency, False)
-        return adjacency.astype(np.float32)
-
-    def _controlled(self, adjacency):
-        if self.control == "identity":
-            return np.zeros_like(adjacency)
-        if self.control == "shuffled":
-            order = np.random.default_rng(self.control_seed).permutation(
-                self.num_labels
-            )
-            return np.ascontiguousarray(adjacency[order][:, order])
-        return adjacency
+        return graph_rules.conditional(self.pair_counts, self.label_counts)
 
     @property
     def weighted_adjacency(self):
@@ -337,19 +242,7 @@ class LabelGraph:
         `p * A[i, j] / sum_j A[i, j]` off the diagonal and `1 - p` on it (a
         label with no neighbours keeps weight 1 on itself).
         """
-        adjacency = self.adjacency.astype(np.float64)
-        eye = np.eye(self.num_labels)
-        if self.reweight_p is None:
-            return adjacency + eye
-        degree = adjacency.sum(axis=1, keepdims=True)
-        spread = np.divide(
-            self.reweight_p * adjacency,
-            degree,
-            out=np.zeros_like(adjacency),
-            where=degree > 0,
-        )
-        self_weight = np.where(degree[:, 0] > 0, 1.0 - self.reweight_p, 1.0)
-        return spread + np.diag(self_weight)
+        return graph_rules.weighted(self.adjacency, self.reweight_p)
 
     def normalized(self, method="symmetric"):
         """X' `[D, D]`, float32: the matrix the GCN multiplies with.
@@ -364,17 +257,7 @@ class LabelGraph:
                 f"Unknown normalization. Expected one of {NORMALIZATIONS}. "
                 f"Received: method={method!r}"
             )
-        matrix = self.weighted_adjacency
-        if method == "none":
-            return matrix.astype(np.float32)
-        degree = matrix.sum(axis=1)
-        if method == "row":
-            scale = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
-            return (scale[:, None] * matrix).astype(np.float32)
-        scale = np.divide(
-            1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0
-        )
-        return (scale[:, None] * matrix * scale[None, :]).astype(np.float32)
+        return graph_rules.normalize(self.weighted_adjacency, method)
 
     # Statistics.
 
@@ -391,7 +274,7 @@ class LabelGraph:
 
     def degrees(self):
         """Out-degree of each label in the binary adjacency `[D]`."""
-        return self.adjacency.sum(axis=1).astype(np.int64)
+        return graph_rules.row_sums(self.adjacency).astype(np.int64)
 
     def degree_stats(self):
         """Degree statistics: min, max, mean, median and isolated labels."""
@@ -427,7 +310,11 @@ class LabelGraph:
         params = self._params()
         params.update(strategy=strategy, **kwargs)
         return LabelGraph(
-            self.pair_counts, self.label_counts, self.num_samples, **params
+            self.pair_counts,
+            self.label_counts,
+            self.num_samples,
+            sparse=self.sparse,
+            **params,
         )
 
     def _params(self):
@@ -444,12 +331,25 @@ class LabelGraph:
     # Saving.
 
     def save(self, path):
-        """Writes the counts and parameters to a `.npz` file, atomically."""
+        """Writes the counts and parameters to a `.npz` file, atomically.
+
+        The pair counts are stored as `pair_counts` `[D, D]`, or for a
+        sparse graph as the CSR parts `pair_counts_data`,
+        `pair_counts_indices` and `pair_counts_indptr`.
+        """
         path = os.fspath(path)
+        if self.sparse:
+            counts = {
+                "pair_counts_data": self.pair_counts.data,
+                "pair_counts_indices": self.pair_counts.indices,
+                "pair_counts_indptr": self.pair_counts.indptr,
+            }
+        else:
+            counts = {"pair_counts": self.pair_counts}
         with kmlc_io.atomic_path(path, suffix=".npz") as temp:
             np.savez_compressed(
                 temp,
-                pair_counts=self.pair_counts,
+                **counts,
                 label_counts=self.label_counts,
                 num_samples=np.int64(self.num_samples),
                 params=np.array(json.dumps(self._params())),
@@ -457,8 +357,9 @@ class LabelGraph:
         return path
 
     @classmethod
-    def load(cls, path):
-        """Reads a graph written by `save`."""
+    def load(cls, path, sparse=None):
+        """Reads a graph written by `save` (either form of the counts);
+        `sparse` as in the constructor."""
         try:
             data = np.load(os.fspath(path), allow_pickle=False)
         except (OSError, ValueError) as error:
@@ -474,10 +375,23 @@ class LabelGraph:
         try:
             with data:
                 params = json.loads(str(data["params"]))
+                label_counts = data["label_counts"]
+                if "pair_counts" in data:
+                    pair_counts = data["pair_counts"]
+                else:
+                    pair_counts = scipy.sparse.csr_matrix(
+                        (
+                            data["pair_counts_data"],
+                            data["pair_counts_indices"],
+                            data["pair_counts_indptr"],
+                        ),
+                        shape=(len(label_counts), len(label_counts)),
+                    )
                 return cls(
-                    data["pair_counts"],
-                    data["label_counts"],
+                    pair_counts,
+                    label_counts,
                     int(data["num_samples"]),
+                    sparse=sparse,
                     **params,
                 )
         except (KeyError, TypeError, ValueError) as error:
@@ -493,21 +407,10 @@ class LabelGraph:
         )
 
 
-def _label_batches(batches):
-    """Yields NumPy label batches from arrays, tensors or a tf.data dataset."""
-    for batch in batches:
-        # Keras' (x, y) or (x, y, sample_weight) tuples; a list is a batch
-        # of label rows (a list of two rows is not an (image, labels) pair).
-        if isinstance(batch, tuple) and len(batch) in (2, 3):
-            batch = batch[1]
-        elif isinstance(batch, dict):
-            batch = batch["labels"]
-        if scipy.sparse.issparse(batch):
-            yield batch
-            continue
-        if hasattr(batch, "numpy"):
-            batch = batch.numpy()
-        batch = np.asarray(batch)
-        if batch.ndim == 1:
-            batch = batch[None, :]
-        yield batch
+def _counts_matrix(pair_counts, sparse):
+    """Pair counts as a float64 CSR matrix or dense array (a copy)."""
+    if sparse:
+        return scipy.sparse.csr_matrix(pair_counts, dtype=np.float64, copy=True)
+    if scipy.sparse.issparse(pair_counts):
+        return pair_counts.toarray().astype(np.float64)
+    return np.array(pair_counts, dtype=np.float64)

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import scipy.sparse
 from keras import ops
 
 from kmlc import backbones as backbones_lib
@@ -177,9 +178,15 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
         image_size: int or `(height, width)`. Defaults to 448.
         heads: str or tuple of str. A `PRESETS` name or heads from `HEADS`.
             Defaults to `"full"`.
-        adjacency: array `[D, D]` or None. X' for the GCN; None leaves zeros
-            until weights are loaded.
+        adjacency: array `[D, D]`, scipy sparse matrix or None. X' for the
+            GCN; None leaves zeros until weights are loaded.
         gcn_layers: int. Graph convolutions. Defaults to 4.
+        gcn_propagation: `"auto"`, `"dense"` or `"sparse"`: how the GCN
+            holds X' and multiplies with it (`kmlc.layers.LabelGCN`).
+            Defaults to `"auto"` (sparse for large graphs with few edges).
+        gcn_edges: int or None. The sparse GCN's edge-list length, recorded
+            in the config so that a reloaded model has weights of the saved
+            shapes; taken from `adjacency` when one is given.
         node_dim: int or None. Label node width K. Defaults to 70.
         top_k: int. Candidate labels for relation attention. Defaults to 10.
         label_names: list of str or None. Defaults to `label_0`...
@@ -203,6 +210,8 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
         label_names=None,
         preprocessing=None,
         backbone_weights=None,
+        gcn_propagation="auto",
+        gcn_edges=None,
         **kwargs,
     ):
         num_labels = int(num_labels)
@@ -243,7 +252,11 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
                 name="feature_activation",
             )
             self.label_gcn = LabelGCN(
-                adjacency, num_layers=gcn_layers, name="label_gcn"
+                adjacency,
+                num_layers=gcn_layers,
+                propagation=gcn_propagation,
+                num_edges=gcn_edges,
+                name="label_gcn",
             )
             self.gcn_scores = LabelwiseDense(name="gcn_scores")
         else:
@@ -381,6 +394,7 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
         backbone = self.backbone_name
         if backbone is None:
             backbone = keras.saving.serialize_keras_object(self.backbone)
+        gcn = getattr(self, "label_gcn", None)
         return {
             "name": self.name,
             "trainable": self.trainable,
@@ -393,6 +407,8 @@ class MultiLabelClassifier(_HeadTraining, keras.Model):
             "top_k": self.top_k,
             "label_names": self.label_names,
             "preprocessing": self.preprocessing_mode,
+            "gcn_propagation": gcn.propagation if gcn else "auto",
+            "gcn_edges": gcn.num_edges if gcn else None,
         }
 
     @classmethod
@@ -428,7 +444,9 @@ def _normalized_adjacency(graph, num_labels, normalization):
                 "label vocabulary as the model."
             )
         return graph.normalized(normalization)
-    adjacency = np.asarray(graph, dtype=np.float32)
+    adjacency = graph
+    if not scipy.sparse.issparse(adjacency):
+        adjacency = np.asarray(graph, dtype=np.float32)
     if adjacency.shape != (num_labels, num_labels):
         raise ValueError(
             f"The label graph has {adjacency.shape[0] if adjacency.ndim else 0} "
@@ -451,6 +469,7 @@ def build_model(
     normalization="symmetric",
     label_names=None,
     preprocessing=None,
+    gcn_propagation="auto",
     name="kmlc",
 ):
     """Builds the multi-label model: images `[B, H, W, 3]` -> logits `[B, D]`.
@@ -458,7 +477,8 @@ def build_model(
     Args:
         num_labels: int. D, at least 2.
         graph: `kmlc.LabelGraph` counted on the training labels, or an
-            already normalised X' `[D, D]`. Required by the `"gcn"` head.
+            already normalised X' `[D, D]` (NumPy or scipy sparse). Required
+            by the `"gcn"` head.
         backbone: str or keras.Model. A `keras.applications` name
             (`kmlc.backbones.BACKBONES`) or a model giving a feature map.
             Defaults to `"resnet101"`.
@@ -475,6 +495,8 @@ def build_model(
         label_names: list of str or None. Taken from the graph if it has
             them.
         preprocessing: str or None. See `MultiLabelClassifier`.
+        gcn_propagation: `"auto"`, `"dense"` or `"sparse"`. See
+            `kmlc.layers.LabelGCN`. Defaults to `"auto"`.
         name: str. The model's name.
 
     Returns:
@@ -519,5 +541,6 @@ def build_model(
         label_names=label_names,
         preprocessing=preprocessing,
         backbone_weights=weights,
+        gcn_propagation=gcn_propagation,
         name=name,
     )

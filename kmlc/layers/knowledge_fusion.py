@@ -17,7 +17,11 @@ class KnowledgeFusion(keras.layers.Layer):
     a learned projection `W_p` `[K, E]` brings it to E channels,
     `P' = tanh(P) W_p`. Because the projection is linear the product is
     computed as `(flatten(A) W_p^T) tanh(P)^T`, and no `[B, D, E]` tensor is
-    formed (docs/design.md, "Scale"). `g` starts at zero, so B starts as A and a
+    formed (docs/design.md, "Scale"). The product with g's kernel `[D, E]` is
+    associated so that its cost is `B * min(S, K) * D * E` (S = h * w
+    positions, K the node width): `(keys tanh(P)^T) g` when S <= K,
+    `keys (tanh(P)^T g)` when the feature map has more positions (448 px:
+    S = 196 against K = 70). `g` starts at zero, so B starts as A and a
     pretrained backbone's features are undisturbed at the first step.
 
     Args:
@@ -74,8 +78,14 @@ class KnowledgeFusion(keras.layers.Layer):
         shape = ops.shape(feature_map)
         flat = ops.reshape(feature_map, (shape[0], -1, shape[-1]))  # [B, S, E]
         keys = ops.matmul(flat, ops.transpose(self.projection))  # [B, S, K]
-        relations = ops.matmul(keys, ops.transpose(ops.tanh(nodes), (0, 2, 1)))
-        fused = ops.matmul(relations, self.fusion_kernel) + self.fusion_bias
+        values = ops.transpose(ops.tanh(nodes), (0, 2, 1))  # [B, K, D]
+        positions = _num_positions(feature_map.shape)
+        if positions is not None and positions > nodes.shape[-1]:
+            # g(keys values) = keys (values g): B*K*D*E instead of B*S*D*E.
+            fused = ops.matmul(keys, ops.matmul(values, self.fusion_kernel))
+        else:
+            fused = ops.matmul(ops.matmul(keys, values), self.fusion_kernel)
+        fused = fused + self.fusion_bias
         fused = ops.reshape(fused, shape) + feature_map
         pooled = ops.mean(fused, axis=(1, 2))
         logits = ops.matmul(pooled, self.classifier_kernel) + self.classifier_bias
@@ -98,3 +108,11 @@ class KnowledgeFusion(keras.layers.Layer):
             }
         )
         return config
+
+
+def _num_positions(shape):
+    """h * w of a static feature-map shape `[B, h, w, E]`, else None."""
+    height, width = shape[1], shape[2]
+    if height is None or width is None:
+        return None
+    return int(height) * int(width)

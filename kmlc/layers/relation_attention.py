@@ -30,8 +30,10 @@ class RelationAttention(keras.layers.Layer):
        `log(|y_n - y_m| / h_n)`, `log(w_m / w_n)`, `log(h_m / h_n)`,
        embedded with sines and cosines (sigma_H). The boxes are treated as
        observations (no gradient back into the maps through them);
-    4. eq. 18: position weights `q_H = ReLU(W_H sigma_H)`; eq. 17: feature
-       weights `q_X = <Q_L g_X[n], Q_W g_X[m]> / sqrt(key_dim)`;
+    4. eq. 18: position weights `q_H = ReLU(W_H sigma_H + b_H)`, starting
+       at `W_H = 0`, `b_H = 1` (every pair's ReLU alive, the position term
+       neutral); eq. 17: feature weights
+       `q_X = <Q_L g_X[n], Q_W g_X[m]> / sqrt(key_dim)`;
     5. eq. 16 with the position weight as a boost on feature attention:
        `q[n, m] = (1 + q_H) exp(q_X) / sum_l (1 + q_H) exp(q_X)`, a softmax
        over n of `q_X + log(1 + q_H)`. Eq. 16 as printed multiplies by q_H
@@ -107,8 +109,15 @@ class RelationAttention(keras.layers.Layer):
         self.cam_bias = weight("cam_bias", (self.num_labels,), "zeros")
         self.query_kernel = weight("query_kernel", (channels, self.key_dim))
         self.key_kernel = weight("key_kernel", (channels, self.key_dim))
-        self.geometry_kernel = weight("geometry_kernel", (self.geometry_dim, 1))
-        self.geometry_bias = weight("geometry_bias", (1,), "zeros")
+        # q_H starts at ReLU(0 + 1) = 1 for every pair: each pair's ReLU is
+        # alive, so W_H gets a gradient whatever the initial draw (with a
+        # random W_H and a zero bias, some draws left every pair at 0), and
+        # the position term starts neutral (the same log 2 for every pair,
+        # which the softmax over n ignores) until W_H learns.
+        self.geometry_kernel = weight(
+            "geometry_kernel", (self.geometry_dim, 1), "zeros"
+        )
+        self.geometry_bias = weight("geometry_bias", (1,), "ones")
         self.value_kernel = weight("value_kernel", (channels, channels))
         self.value_bias = weight("value_bias", (channels,), "zeros")
         self.label_kernel = weight(
@@ -183,6 +192,23 @@ class RelationAttention(keras.layers.Layer):
             maps = ops.reshape(maps, (shape[0], height, width, k))
             return logits, maps, labels
         return logits
+
+    def compute_output_shape(self, feature_map_shape, prior_logits_shape):
+        return (feature_map_shape[0], self.num_labels)
+
+    def compute_output_spec(self, feature_map, prior_logits, return_maps=False):
+        logits = keras.KerasTensor(
+            self.compute_output_shape(feature_map.shape, prior_logits.shape),
+            dtype=self.compute_dtype,
+        )
+        if not return_maps:
+            return logits
+        batch, height, width = feature_map.shape[:3]
+        k = min(self.top_k, self.num_labels)
+        maps = keras.KerasTensor((batch, height, width, k), dtype=self.compute_dtype)
+        return logits, maps, keras.KerasTensor((batch, k), dtype="int32")
+
+    # === Config ===
 
     def get_config(self):
         config = super().get_config()

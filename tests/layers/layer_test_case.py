@@ -1,11 +1,11 @@
 """The contract every kmlc layer meets, checked by one helper.
 
 `run_layer_test` builds a layer from its constructor arguments and checks:
-the config round trip, symbolic and eager calls with the expected output
-shapes, that gradients reach every trainable weight (for a layer without
-weights: that it has none and that gradients reach its inputs), a
-mixed-precision call, and that a model holding the layer gives identical
-outputs after a `.keras` save and reload.
+the config round trip, symbolic and eager calls and `compute_output_shape`
+with the expected output shapes, that gradients reach every trainable
+weight (for a layer without weights: that it has none and that gradients
+reach its inputs), a mixed-precision call, and that a model holding the
+layer gives identical outputs after a `.keras` save and reload.
 """
 
 import os
@@ -60,6 +60,12 @@ def run_layer_test(
     assert [tuple(t.shape) for t in symbolic] == [
         tuple(s) for s in expected_output_shapes
     ]
+
+    # compute_output_shape, given the inputs' shapes.
+    computed = layer.compute_output_shape(*[x.shape for x in input_data])
+    if len(expected_output_shapes) == 1:
+        computed = [computed]
+    assert [tuple(s) for s in computed] == [tuple(s) for s in expected_output_shapes]
 
     # Eager call.
     eager = _flat(layer(*input_data, **call_kwargs))
