@@ -31,8 +31,8 @@ __getattr__, __dir__, __all__ = lazy.attach(
         "precision",
     ),
     attributes={
-        "HEADS": "model",
-        "PRESETS": "model",
+        "HEADS": "head_training",
+        "PRESETS": "head_training",
         "LabelGraph": "graph",
         "MultiLabelClassifier": "model",
         "build_model": "model",

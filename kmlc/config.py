@@ -158,8 +158,8 @@ class ModelConfig:
     def validate(self):
         from kmlc.graph import CONTROLS
         from kmlc.graph import STRATEGIES as GRAPH_STRATEGIES
-        from kmlc.model import PRESETS
-        from kmlc.model import resolve_heads
+        from kmlc.head_training import PRESETS
+        from kmlc.head_training import resolve_heads
 
         _choice("model.preset", self.preset, tuple(PRESETS))
         if self.heads:

@@ -27,7 +27,7 @@ def test_shapes_training_outputs_and_saving(heads, tmp_path):
     x = fx.images()
     logits = model(x)
     assert logits.shape == (4, fx.NUM_LABELS) and logits.dtype == "float32"
-    expected = set(kmlc.model.resolve_heads(heads)) | {"logits"}
+    expected = set(kmlc.head_training.resolve_heads(heads)) | {"logits"}
     heads_out = model.head_logits(x)
     summed = sum(np.asarray(heads_out[h]) for h in expected - {"logits"})
     np.testing.assert_allclose(np.asarray(logits), summed, rtol=1e-5, atol=1e-5)

@@ -93,7 +93,7 @@ def model_label_names(model, num_labels):
     """The model's label names, or `label_0`... when it has none."""
     names = getattr(model, "label_names", None)
     if names is None:
-        from kmlc.model import default_label_names
+        from kmlc.head_training import default_label_names
 
         names = default_label_names(num_labels)
     names = [str(name) for name in names]

@@ -17,7 +17,7 @@ _WAVE_LENGTH = 1000.0
 class RelationAttention(keras.layers.Layer):
     """Attention among the candidate labels of an image (eq. 13-19).
 
-    DESIGN.md's reading, step by step, for the `top_k` labels with the
+    docs/design.md's reading, step by step, for the `top_k` labels with the
     highest prior logits (eq. 15's M "labels contained in the image" are
     unknown at run time, so the strongest candidates stand in for them):
 
