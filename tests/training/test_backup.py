@@ -5,6 +5,8 @@ before anything changes, and a broken one never costs the run's history
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -153,8 +155,11 @@ def test_newest_intact_resumes_from_the_checkpoint_before(interrupted):
     weights.write_bytes(weights.read_bytes()[:2000])
     # What a run killed while saving best.keras and its backup left behind.
     run_dir = pathlib.Path(config.output_dir)
-    (run_dir / ".tmp-best.keras-0123.keras").write_bytes(b"PK\x03\x04")
-    (run_dir / "backup" / ".tmp-epoch-0004.weights.h5-0123.weights.h5").touch()
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # temporaries name their writer's pid: this one has ended
+    tag = f"{killed.pid}.{'0' * 32}"
+    (run_dir / f".tmp-best.keras.{tag}.keras").write_bytes(b"PK\x03\x04")
+    (run_dir / "backup" / f".tmp-epoch-0004.weights.h5.{tag}.weights.h5").touch()
     config.resume = "newest-intact"
     result = kmlc.train(config)
     assert not list(run_dir.glob(".tmp-*"))
