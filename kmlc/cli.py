@@ -45,6 +45,28 @@ def build_parser():
     return parser
 
 
+# Flags that name an existing input, checked before any command loads
+# TensorFlow, so that a typo is answered at once.
+INPUT_FLAGS = (
+    "config",
+    "model",
+    "manifest",
+    "csv",
+    "vocabulary",
+    "images",
+    "tfrecords",
+)
+
+
+def _missing_input(args):
+    """`(flag, path)` of the first input flag naming no file, or None."""
+    for flag in INPUT_FLAGS:
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and value and not os.path.exists(value):
+            return f"--{flag}", value
+    return None
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -53,6 +75,14 @@ def main(argv=None):
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    missing = _missing_input(args)
+    if missing:
+        print(
+            f"kmlc {args.command}: error: {missing[0]}: no such file or "
+            f"directory: {missing[1]}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

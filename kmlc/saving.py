@@ -28,15 +28,14 @@ def load_model(path, compile=True):
         compile: bool. Restore the training configuration too (optimizer,
             loss); not needed to predict or export. Defaults to True.
     """
-    import keras
-
-    register_serializables()
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path}")
     if not path.endswith(".keras"):
         raise ValueError(f"Expected a .keras model file. Received: {path}")
+    import keras
+
+    register_serializables()
     try:
         model = keras.saving.load_model(path, compile=compile)
     except Exception as error:

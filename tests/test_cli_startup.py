@@ -41,6 +41,8 @@ def _run(*argv):
         ["--version"],
         *[[command, "--help"] for command in COMMANDS],
         ["export"],  # --model missing: an argument error
+        ["evaluate", "--model", "/no/such/model.keras", "--manifest", "m.json"],
+        ["train", "--config", "/no/such/config.yaml"],
         ["train", "--strategy", "nonsense"],
         ["no-such-command"],
     ],
@@ -83,3 +85,9 @@ def test_import_kmlc_is_lazy_and_names_still_resolve():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
     assert result.stdout.strip().endswith("ok"), result.stderr
+
+
+def test_a_missing_input_is_named_at_once():
+    answer, result = _run("evaluate", "--model", "/no/such.keras", "--tfrecords", ".")
+    assert answer["code"] == 2 and answer["heavy"] == []
+    assert "--model: no such file or directory: /no/such.keras" in result.stderr

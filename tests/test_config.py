@@ -351,7 +351,7 @@ def test_kmlc_train_names_a_missing_config_file(tmp_path, capsys):
     code = kmlc.cli.main(["train", "--config", str(path)])
     captured = capsys.readouterr()
     assert code == 2
-    assert f"Config file not found: {path}" in captured.err
+    assert f"--config: no such file or directory: {path}" in captured.err
     assert "Traceback" not in captured.err
 
 

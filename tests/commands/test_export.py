@@ -240,7 +240,10 @@ def test_cli_int8_without_calibration_data(keras_file, tmp_path, capsys):
         ),
     ],
 )
-def test_cli_bad_flags(keras_file, tmp_path, capsys, argv, message):
+def test_cli_bad_flags(keras_file, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)  # the inputs exist: the flags are what is wrong
+    for name in ("x.csv", "m.json"):
+        (tmp_path / name).write_text("")
     code, stdout, err = run_cli(
         capsys, "--model", keras_file, "--out", str(tmp_path / "x"), *argv
     )
@@ -254,4 +257,4 @@ def test_cli_missing_model(tmp_path, capsys):
         capsys, "--model", str(tmp_path / "no.keras"), "--out", str(tmp_path)
     )
     assert code == 2
-    assert "Model file not found" in err
+    assert f"--model: no such file or directory: {tmp_path / 'no.keras'}" in err

@@ -106,7 +106,9 @@ def test_predict_reports_an_unreadable_image_and_goes_on(
 
 def test_predict_names_a_missing_or_wrong_model_file(tmp_path, image_folder, capsys):
     assert main(["predict", "--model", str(tmp_path / "no.keras"), "x.png"]) == 2
-    assert "Model file not found" in capsys.readouterr().err
+    assert f"--model: no such file or directory: {tmp_path / 'no.keras'}" in (
+        capsys.readouterr().err
+    )
     wrong = tmp_path / "graph.npz"
     wrong.write_bytes(b"x")
     assert main(["predict", "--model", str(wrong), "x.png"]) == 2

@@ -156,8 +156,7 @@ def test_cli_errors_name_the_input(written, tmp_path, capsys):
     )
     assert code == 2
     assert err.strip() == (
-        "kmlc data: error: The images directory does not exist. "
-        f"Received: images_dir='{missing}'"
+        f"kmlc data: error: --images: no such file or directory: {missing}"
     )
     code, _, err = _run(capsys, "check", "--manifest", written.manifest)
     assert code == 2 and "--manifest needs --images" in err
