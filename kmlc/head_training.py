@@ -26,6 +26,22 @@ def default_label_names(num_labels):
     return [f"label_{i}" for i in range(num_labels)]
 
 
+def checked_label_names(label_names, num_labels):
+    """`label_names` as `num_labels` strings (`default_label_names` for None).
+
+    Raises `ValueError` when their number is not `num_labels`.
+    """
+    if label_names is None:
+        return default_label_names(num_labels)
+    names = [str(name) for name in label_names]
+    if len(names) != num_labels:
+        raise ValueError(
+            f"Got {len(names)} label names for num_labels={num_labels}. "
+            f"Received: label_names={names[:5]}{'...' if len(names) > 5 else ''}"
+        )
+    return names
+
+
 def resolve_heads(heads):
     """A preset name or a sequence of head names -> a checked tuple."""
     if isinstance(heads, str):

@@ -9,7 +9,7 @@ from kmlc import backbones as backbones_lib
 from kmlc.graph import LabelGraph
 from kmlc.head_training import HeadsModel
 from kmlc.head_training import HeadTraining
-from kmlc.head_training import default_label_names
+from kmlc.head_training import checked_label_names
 from kmlc.head_training import resolve_heads
 from kmlc.layers import FeatureActivation
 from kmlc.layers import ImagePreprocessing
@@ -93,13 +93,7 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
             )
         heads = resolve_heads(heads)
         height, width = backbones_lib.image_shape(image_size)
-        if label_names is None:
-            label_names = default_label_names(num_labels)
-        label_names = [str(name) for name in label_names]
-        if len(label_names) != num_labels:
-            raise ValueError(
-                f"Got {len(label_names)} label names for num_labels={num_labels}."
-            )
+        label_names = checked_label_names(label_names, num_labels)
         if isinstance(backbone, dict):  # from a saved config
             backbone = keras.saving.deserialize_keras_object(backbone)
         if isinstance(backbone, keras.Model):

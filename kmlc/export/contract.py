@@ -91,18 +91,9 @@ def num_logits(model, image_size):
 
 def model_label_names(model, num_labels):
     """The model's label names, or `label_0`... when it has none."""
-    names = getattr(model, "label_names", None)
-    if names is None:
-        from kmlc.head_training import default_label_names
+    from kmlc.head_training import checked_label_names
 
-        names = default_label_names(num_labels)
-    names = [str(name) for name in names]
-    if len(names) != num_labels:
-        raise ValueError(
-            f"The model has {len(names)} label names but gives {num_labels} "
-            f"logits. Received: label_names={names[:5]}..."
-        )
-    return names
+    return checked_label_names(getattr(model, "label_names", None), num_labels)
 
 
 def head_layer_names(model):
