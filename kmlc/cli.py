@@ -88,7 +88,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, OSError) as error:
+    except (ValueError, KeyError, OSError, ImportError) as error:
         # Library errors say what is wrong; no traceback for bad input
         # (--verbose shows it).
         if args.verbose:

@@ -91,3 +91,21 @@ def test_a_missing_input_is_named_at_once():
     answer, result = _run("evaluate", "--model", "/no/such.keras", "--tfrecords", ".")
     assert answer["code"] == 2 and answer["heavy"] == []
     assert "--model: no such file or directory: /no/such.keras" in result.stderr
+
+
+def test_a_missing_optional_package_is_an_error_line_not_a_traceback(
+    monkeypatch, capsys
+):
+    from kmlc import cli
+    from kmlc.data import tfds_reader
+
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError(
+            'TFDS needs the tensorflow-datasets package: pip install "kmlc[datasets]"'
+        )
+
+    monkeypatch.setattr(tfds_reader, "read_tfds", missing)
+    monkeypatch.setattr("kmlc.data.sources.read_tfds", missing)
+    assert cli.main(["data", "check", "--tfds", "voc/2007"]) == 2
+    err = capsys.readouterr().err
+    assert "kmlc data: error: TFDS needs" in err and "Traceback" not in err

@@ -12,7 +12,6 @@ warnings; it exits 0 when it found no errors (1 on warnings too with
 """
 
 import collections
-import sys
 
 from kmlc.commands.data_source import add_source_arguments
 from kmlc.commands.data_source import read_source
@@ -101,18 +100,15 @@ def run_check(args):
     from kmlc import data
     from kmlc.data.data_check import WARNING_KINDS
     from kmlc.data.image_header import DEFAULT_MAX_IMAGE_PIXELS
+    from kmlc.data.problem import KINDS
 
-    unknown = sorted(set(args.ignore) - set(data.problem.KINDS))
+    unknown = sorted(set(args.ignore) - set(KINDS))
     if unknown:
         raise ValueError(
             f"Unknown problem kind for --ignore. Expected some of "
-            f"{', '.join(data.problem.KINDS)}. Received: {', '.join(unknown)}"
+            f"{', '.join(KINDS)}. Received: {', '.join(unknown)}"
         )
-    try:
-        image_set = read_source(args, unknown_labels="report")
-    except ImportError as error:
-        print(f"kmlc data check: error: {error}", file=sys.stderr)
-        return 2
+    image_set = read_source(args, unknown_labels="report")
     problems = data.check(
         image_set,
         min_side=args.min_side,
@@ -147,11 +143,7 @@ def _count(problems, noun):
 def run_pack(args):
     from kmlc import data
 
-    try:
-        image_set = read_source(args, unknown_labels="raise")
-    except ImportError as error:
-        print(f"kmlc data pack: error: {error}", file=sys.stderr)
-        return 2
+    image_set = read_source(args, unknown_labels="raise")
     result = data.pack(
         image_set,
         args.out,
