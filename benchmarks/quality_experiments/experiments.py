@@ -127,3 +127,39 @@ ALL["seeds-pooled"] = _merge(
 ALL["seeds-full"] = _with_controls(
     "full lr=0.003 ep=6", {"head": "full", "lr": 3e-3, "epochs": 6}
 )
+
+
+# The gcn head's settings at the chosen schedule (node_dim 20, lr 1e-2, 4
+# epochs): density, depth, width, loss; each graph with its shuffled
+# control (the identity control is the same for every density).
+_G4 = dict(_G20, epochs=4)
+ALL["gcn4-graph"] = _merge(
+    *[
+        {
+            name: dict(_G4, **settings),
+            f"{name} [shuffled]": dict(_G4, **settings, control="shuffled"),
+        }
+        for name, settings in (
+            ("gcn20 tau=0.3 p=0.2", {"tau": 0.3}),
+            ("gcn20 tau=0.5 p=0.2", {"tau": 0.5}),
+            ("gcn20 tau=0.4 p=none", {"p": None}),
+            ("gcn20 tau=0.4 p=0.5", {"p": 0.5}),
+            ("gcn20 topk k=3", {"strategy": "topk", "k": 3}),
+            ("gcn20 topk k=10", {"strategy": "topk", "k": 10}),
+            ("gcn20 paper p=none", {"strategy": "paper", "p": None}),
+        )
+    ]
+)
+ALL["gcn4-shape"] = {
+    **{f"gcn20 layers={n}": dict(_G4, gcn_layers=n) for n in (1, 2, 3)},
+    **{f"gcn node_dim={d}": dict(_G4, node_dim=d) for d in (40, 70, 100)},
+    "gcn20 asl": dict(_G4, loss="asl"),
+    "baseline asl lr=0.01 ep=12": {"head": "baseline", "loss": "asl", "lr": 1e-2},
+}
+ALL["full-tune"] = {
+    "full lr=0.001 ep=12": {"head": "full", "lr": 1e-3, "epochs": 12},
+    "full lr=0.01 ep=6": {"head": "full", "lr": 1e-2, "epochs": 6},
+    "full lr=0.003 ep=12": {"head": "full", "lr": 3e-3, "epochs": 12},
+    "full lr=0.003 ep=6 asl": {"head": "full", "lr": 3e-3, "epochs": 6, "loss": "asl"},
+    "full lr=0.003 ep=6 aux=0": {"head": "full", "lr": 3e-3, "epochs": 6, "aux": 0.0},
+}

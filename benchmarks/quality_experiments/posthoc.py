@@ -99,6 +99,53 @@ def frequency_buckets(train_labels, val_labels, logits, edges=(5, 20)):
     return out
 
 
+def table(lines):
+    """A Markdown table of `main`'s JSON lines, mean ± std over seeds."""
+    import re
+    import statistics
+
+    groups = {}
+    for line in lines:
+        name = re.sub(r"-seed\d+\.npz$", "", line["run"]).replace("_", " ")
+        groups.setdefault(name, []).append(line)
+
+    def stat(values, digits=2):
+        mean = statistics.fmean(values)
+        if len(values) == 1:
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} ± {statistics.pstdev(values):.{digits}f}"
+
+    out = [
+        "| run | seeds | mAP | + graph, gamma=1 | + shuffled, gamma=1 "
+        "| + marginal, gamma=1 | + graph, cross-fitted gamma | CF1 | CF1 + graph "
+        "| N+ | N+ + graph |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in groups.items():
+
+        def get(*keys, runs=runs):
+            values = []
+            for run in runs:
+                value = run
+                for key in keys:
+                    value = value[key]
+                values.append(value)
+            return values
+
+        out.append(
+            f"| {name} | {len(runs)} | {stat(get('plain', 'mAP'))} "
+            f"| {stat(get('graph', 'gamma=1', 'mAP'))} "
+            f"| {stat(get('shuffled', 'gamma=1', 'mAP'))} "
+            f"| {stat(get('marginal', 'gamma=1', 'mAP'))} "
+            f"| {stat(get('graph', 'cross-fitted', 'mAP'))} "
+            f"| {stat(get('plain', 'CF1'), 3)} "
+            f"| {stat(get('graph', 'gamma=1', 'CF1'), 3)} "
+            f"| {stat(get('plain', 'N+'), 1)} "
+            f"| {stat(get('graph', 'gamma=1', 'N+'), 1)} |"
+        )
+    return "\n".join(out)
+
+
 def main():
     from benchmarks.quality_experiments import features
 
@@ -107,6 +154,9 @@ def main():
     parser.add_argument("--cache-dir", default="runs/research/feature_cache")
     parser.add_argument(
         "--gamma", type=float, action="append", default=[], help="also a fixed gamma"
+    )
+    parser.add_argument(
+        "--table", action="store_true", help="a Markdown table (needs --gamma 1)"
     )
     parser.add_argument(
         "--train-folds",
@@ -132,6 +182,7 @@ def main():
         "marginal": np.tile(train_labels.mean(axis=0), (tg.shape[0], 1)),
     }
     prior = train_labels.mean(axis=0)
+    lines = []
     for path in args.logits:
         logits = np.load(path)["logits"]
         line = {"run": os.path.basename(path)}
@@ -147,7 +198,10 @@ def main():
             k: (round(100 * v[0], 2), v[1])
             for k, v in frequency_buckets(train_labels, val_labels, logits).items()
         }
+        lines.append(line)
         print(json.dumps(line))
+    if args.table:
+        print(table(lines))
 
 
 class _Fold:
