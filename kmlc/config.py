@@ -134,6 +134,9 @@ class ModelConfig:
         graph_control: null, or an ablation control with the same
             parameters: `identity` (no edges) or `shuffled` (the graph on
             permuted labels); see `LabelGraph`.
+        gcn_propagation: `auto`, `dense` or `sparse`: how the GCN
+            multiplies with X' (`kmlc.layers.LabelGCN`); `auto` propagates
+            over the edge list for large graphs with few edges.
     """
 
     preset: str = "full"
@@ -154,12 +157,14 @@ class ModelConfig:
     graph_reweight_p: typing.Optional[float] = None
     graph_normalization: str = "symmetric"
     graph_control: typing.Optional[str] = None
+    gcn_propagation: str = "auto"
 
     def validate(self):
         from kmlc.graph import CONTROLS
         from kmlc.graph import STRATEGIES as GRAPH_STRATEGIES
         from kmlc.head_training import PRESETS
         from kmlc.head_training import resolve_heads
+        from kmlc.layers.label_gcn import PROPAGATIONS
 
         _choice("model.preset", self.preset, tuple(PRESETS))
         if self.heads:
@@ -170,6 +175,7 @@ class ModelConfig:
         _choice("model.graph_strategy", self.graph_strategy, GRAPH_STRATEGIES)
         if self.graph_control is not None:
             _choice("model.graph_control", self.graph_control, CONTROLS)
+        _choice("model.gcn_propagation", self.gcn_propagation, PROPAGATIONS)
         if self.cache_features and not self.freeze_backbone:
             raise ValueError(
                 "model.cache_features computes the backbone's features once, "

@@ -37,12 +37,8 @@ def binarize(tg, strategy, tau, k):
     if strategy == "paper":
         threshold = float(tg.mean() - tg.std())
         adjacency = tg >= threshold
-    elif strategy == "paper-nonzero":
-        nonzero = tg[tg > 0]
-        threshold = float(nonzero.mean() - nonzero.std()) if nonzero.size else 0.0
-        adjacency = (tg > 0) & (tg >= threshold)
-    elif strategy == "threshold":
-        adjacency = tg >= tau
+    elif strategy in ("paper-nonzero", "threshold"):
+        adjacency, threshold = _entrywise(tg, strategy, tau)
     else:  # topk
         num_labels = tg.shape[0]
         adjacency = np.zeros_like(tg, dtype=bool)
@@ -71,13 +67,10 @@ def _binarize_sparse(tg, strategy, tau, k):
         threshold = float(mean - np.sqrt(variance))
         _check_keeps_no_zero(threshold, "strategy='paper' (threshold")
         keep = values >= threshold
-    elif strategy == "paper-nonzero":
-        nonzero = values[values > 0]
-        threshold = float(nonzero.mean() - nonzero.std()) if nonzero.size else 0.0
-        keep = (values > 0) & (values >= threshold)
-    elif strategy == "threshold":
-        _check_keeps_no_zero(tau, "strategy='threshold' (tau")
-        keep = values >= tau
+    elif strategy in ("paper-nonzero", "threshold"):
+        if strategy == "threshold":
+            _check_keeps_no_zero(tau, "strategy='threshold' (tau")
+        keep, threshold = _entrywise(values, strategy, tau)
     else:  # topk: the k largest positive entries of each row, ties to the
         # lower label index (the dense rule's stable sort).
         rows = np.repeat(np.arange(tg.shape[0]), np.diff(tg.indptr))
@@ -91,6 +84,17 @@ def _binarize_sparse(tg, strategy, tau, k):
     )
     adjacency.eliminate_zeros()  # the diagonal of the counts is already 0
     return adjacency, threshold
+
+
+def _entrywise(values, strategy, tau):
+    """The rules that judge each entry alone, on the dense TG or on a CSR
+    TG's stored values: the mask of edges and the threshold (`"paper-nonzero"`:
+    mean - std of the non-zero entries; `"threshold"`: None)."""
+    if strategy == "threshold":
+        return values >= tau, None
+    nonzero = values[values > 0]
+    threshold = float(nonzero.mean() - nonzero.std()) if nonzero.size else 0.0
+    return (values > 0) & (values >= threshold), threshold
 
 
 def _check_keeps_no_zero(threshold, what):

@@ -159,7 +159,8 @@ def label_graph(graph, path, html="auto"):
     (`kmlc.label_order`), their communities boxed. Up to 60 labels every
     label is named; beyond, the larger communities are named, and with
     `html="auto"` an interactive view that names every cell is written
-    beside the PNG (`label_graph.png` -> `label_graph.html`). 15 x 10
+    beside the PNG (`label_graph.png` -> `label_graph.html`). Past 300
+    labels both show the 300 most frequent (the title says so). 15 x 10
     inches (10 x 6.5 up to 60 labels). See `kmlc.graph_view.draw`.
 
     Args:

@@ -5,6 +5,7 @@ import os
 import pathlib
 import textwrap
 
+import numpy as np
 import pytest
 
 import kmlc.cli
@@ -271,6 +272,7 @@ def test_a_wrong_type_in_the_file_names_the_file_and_field(tmp_path):
         ("loss=focal", "loss", "'focal'"),
         ("model.preset=huge", "model.preset", "'huge'"),
         ("model.graph_strategy=magic", "model.graph_strategy", "'magic'"),
+        ("model.gcn_propagation=fast", "model.gcn_propagation", "'fast'"),
     ],
 )
 def test_bad_choices_name_the_field_and_the_value(tmp_path, override, field, received):
@@ -364,3 +366,20 @@ def test_kmlc_train_names_a_bad_set_value(tmp_path, capsys):
     assert code == 2
     assert "optimizer.name must be one of" in captured.err
     assert "Received: optimizer.name='rmsprop'" in captured.err
+
+
+@pytest.mark.parametrize("propagation", ["dense", "sparse"])
+def test_gcn_propagation_reaches_the_built_model(tmp_path, propagation):
+    from kmlc.graph import LabelGraph
+    from kmlc.training.builders import build_compiled_model
+
+    config = load_config(
+        write(tmp_path, VALID), [f"model.gcn_propagation={propagation}"]
+    )
+    assert config.model.gcn_propagation == propagation
+    assert load_config(write(tmp_path, VALID)).model.gcn_propagation == "auto"
+    # Five labels: "auto" would choose the dense form.
+    labels = (np.random.default_rng(0).random((40, 5)) < 0.4).astype(np.uint8)
+    graph = LabelGraph.from_labels(labels, tau=0.3)
+    model = build_compiled_model(config, graph, steps_per_epoch=2)
+    assert model.label_gcn.propagation == propagation

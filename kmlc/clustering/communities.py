@@ -8,63 +8,38 @@ Two views of which labels belong together:
   `N_ij / sqrt(M_i M_j)` (co-occurrences over the geometric mean of the
   two labels' counts, so frequent labels do not join everything), and
   split by spectral clustering; with `num_communities="auto"` the number
-  is the one of highest modularity (Newman's Q on the same weights);
+  is the one of highest modularity (Newman's Q on the same weights). This
+  is `kmlc.label_order.spectral_communities`, the same communities that
+  `kmlc.plots.label_graph` boxes;
 - the GCN's learned label-node features: each label's node vector P_d
   averaged over the collection with the label's score as weight (what the
   GCN says about label d when d is present), joined by cosine similarity
-  and split by spectral clustering into as many communities.
+  (past `DENSE_LABELS_LIMIT` labels, each to its 10 nearest) and split by
+  the same spectral clustering into as many communities.
 
 Labels that occur with no other label (or not at all) are in no community
 (-1). `agreement` is the NMI between the two partitions.
 """
 
 import dataclasses
-import warnings
 
 import numpy as np
-from sklearn.cluster import SpectralClustering
+import scipy.sparse
 from sklearn.metrics import normalized_mutual_info_score
 
+from kmlc.cooccurrence import DENSE_LABELS_LIMIT
+from kmlc.label_order import community_order
+from kmlc.label_order import modularity
+from kmlc.label_order import ochiai
+from kmlc.label_order import spectral_communities
+from kmlc.label_order import strengths
 
-def ochiai(graph):
-    """`[D, D]` co-occurrence weights `N_ij / sqrt(M_i M_j)`, zero diagonal."""
-    counts = np.sqrt(np.asarray(graph.label_counts, np.float64))
-    scale = np.outer(counts, counts)
-    weights = np.divide(
-        graph.pair_counts, scale, out=np.zeros_like(graph.pair_counts), where=scale > 0
-    )
-    np.fill_diagonal(weights, 0.0)
-    return weights
-
-
-def modularity(weights, communities):
-    """Newman's modularity Q of a partition of a weighted graph.
-
-    Args:
-        weights: `[n, n]` symmetric, non-negative.
-        communities: `[n]` community of each node.
-    """
-    degrees = weights.sum(axis=1)
-    total = degrees.sum()
-    if total <= 0:
-        return 0.0
-    same = communities[:, None] == communities[None]
-    expected = np.outer(degrees, degrees) / total
-    return float(((weights - expected) * same).sum() / total)
-
-
-def spectral(weights, num_communities, seed=0):
-    """Spectral clustering of a weighted graph `[n, n]` into k communities."""
-    with warnings.catch_warnings():
-        # A graph of several components still splits; Q judges the result.
-        warnings.filterwarnings("ignore", message="Graph is not fully connected")
-        model = SpectralClustering(
-            n_clusters=int(num_communities),
-            affinity="precomputed",
-            random_state=seed,
-            assign_labels="cluster_qr",
-        )
-        return model.fit_predict(weights + 1e-9 * (1 - np.eye(len(weights))))
+__all__ = ["LabelCommunities", "label_communities", "modularity"]
+# Past `DENSE_LABELS_LIMIT` labels, each label's node vector is joined to
+# this many most similar ones only (a sparse graph, not D x D).
+_FEATURE_NEIGHBOURS = 10
+# Similarities computed at a time on that path (8 MB of float64).
+_FEATURE_BLOCK = 1 << 20
 
 
 @dataclasses.dataclass
@@ -74,7 +49,8 @@ class LabelCommunities:
     Attributes:
         label_names: list of D names.
         communities: `[D]` int, -1 for labels in none.
-        weights: `[D, D]` the co-occurrence weights clustered.
+        weights: `[D, D]` the co-occurrence weights clustered (dense, or
+            CSR for a sparse graph).
         order: `[D]` labels by community (largest first), then by degree.
         modularity: float. Q of the chosen partition.
         modularity_by_k: dict. k -> Q, when k was chosen.
@@ -125,15 +101,6 @@ class LabelCommunities:
         return result
 
 
-def _relabel_by_size(communities):
-    """Community ids 0, 1, ... by decreasing size; -1 stays."""
-    ids, sizes = np.unique(communities[communities >= 0], return_counts=True)
-    mapping = {
-        old: new for new, old in enumerate(ids[np.argsort(-sizes, kind="stable")])
-    }
-    return np.array([mapping.get(c, -1) for c in communities], np.int64)
-
-
 def label_communities(
     graph,
     source="labels",
@@ -154,44 +121,61 @@ def label_communities(
     Returns:
         `LabelCommunities`.
     """
-    weights = ochiai(graph)
+    weights = ochiai(graph.pair_counts, graph.label_counts)
     names = graph.label_names or [str(i) for i in range(graph.num_labels)]
-    active = np.flatnonzero(weights.sum(axis=1) > 0)
-    communities = np.full(graph.num_labels, -1, np.int64)
-    by_k = {}
-    if len(active) >= 3:
-        sub = weights[np.ix_(active, active)]
-        if num_communities == "auto":
-            candidates = range(2, min(max_communities, len(active) // 2) + 1)
-            partitions = {k: spectral(sub, k, seed) for k in candidates}
-            by_k = {k: modularity(sub, p) for k, p in partitions.items()}
-            chosen = (
-                partitions[max(by_k, key=lambda k: (by_k[k], -k))] if by_k else None
-            )
-        else:
-            chosen = spectral(sub, min(int(num_communities), len(active)), seed)
-        if chosen is not None:
-            communities[active] = chosen
-    communities = _relabel_by_size(communities)
-    degrees = weights.sum(axis=1)
-    rank = np.where(communities >= 0, communities, communities.max() + 1)
-    order = np.lexsort((-degrees, rank))
-    q = (
-        modularity(weights[np.ix_(active, active)], communities[active])
-        if len(active)
-        else 0.0
+    communities, by_k = spectral_communities(
+        weights, num_communities, max_communities, seed
     )
+    degrees = strengths(weights)
+    active = np.flatnonzero(degrees > 0)
+    order = community_order(communities, degrees)
+    q = modularity(weights, communities) if len(active) else 0.0
     result = LabelCommunities(names, communities, weights, order, q, by_k, source)
     count = result.num_communities
     if node_features is not None and count >= 2:
-        features = np.asarray(node_features, np.float64)[active]
-        features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        similarity = np.clip(features @ features.T, 0.0, None)
-        np.fill_diagonal(similarity, 0.0)
+        similarity = _feature_similarity(np.asarray(node_features)[active])
         gcn = np.full(graph.num_labels, -1, np.int64)
-        gcn[active] = spectral(similarity, count, seed)
-        result.gcn_communities = _relabel_by_size(gcn)
+        gcn[active], _ = spectral_communities(similarity, count, seed=seed)
+        result.gcn_communities = gcn
+        shared = gcn[active] >= 0
         result.agreement = float(
-            normalized_mutual_info_score(communities[active], gcn[active])
+            normalized_mutual_info_score(
+                communities[active][shared], gcn[active][shared]
+            )
         )
     return result
+
+
+def _feature_similarity(features):
+    """Cosine similarity of node vectors `[n, K]`, negatives and the diagonal
+    zeroed: `[n, n]`, or past `DENSE_LABELS_LIMIT` rows a CSR matrix of each
+    row's `_FEATURE_NEIGHBOURS` largest entries (made symmetric)."""
+    features = np.asarray(features, np.float64)
+    features = features / np.maximum(
+        np.linalg.norm(features, axis=1, keepdims=True), 1e-12
+    )
+    n = len(features)
+    if n <= DENSE_LABELS_LIMIT:
+        similarity = np.clip(features @ features.T, 0.0, None)
+        np.fill_diagonal(similarity, 0.0)
+        return similarity
+    keep = min(_FEATURE_NEIGHBOURS, n - 1)
+    rows, cols, values = [], [], []
+    step = max(1, _FEATURE_BLOCK // n)
+    for start in range(0, n, step):
+        block = features[start : start + step] @ features.T
+        block[np.arange(len(block)), start + np.arange(len(block))] = -np.inf
+        nearest = np.argpartition(block, -keep, axis=1)[:, -keep:]
+        rows.append(np.repeat(start + np.arange(len(block)), keep))
+        cols.append(nearest.ravel())
+        values.append(np.take_along_axis(block, nearest, axis=1).ravel())
+    similarity = scipy.sparse.csr_matrix(
+        (
+            np.clip(np.concatenate(values), 0.0, None),
+            (np.concatenate(rows), np.concatenate(cols)),
+        ),
+        shape=(n, n),
+    )
+    similarity = similarity.maximum(similarity.T).tocsr()
+    similarity.eliminate_zeros()
+    return similarity

@@ -11,11 +11,13 @@ Each writes one PNG with `kmlc.plots.save_figure` and returns its path.
 """
 
 import numpy as np
+import scipy.sparse
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from kmlc import plots
 from kmlc.clustering import store
+from kmlc.label_order import strengths
 
 MAP_METHODS = ("tsne", "pca")
 
@@ -99,12 +101,14 @@ def community_heatmap(communities, path, max_labels=150):
     plt = plots.pyplot()
     order = [i for i in communities.order if communities.communities[i] >= 0]
     if len(order) > max_labels:
-        degrees = communities.weights.sum(axis=1)
+        degrees = strengths(communities.weights)
         keep = set(sorted(order, key=lambda i: -degrees[i])[:max_labels])
         order = [i for i in order if i in keep]
     size = max(6.0, min(14.0, 0.07 * len(order) + 4))
     figure, axis = plt.subplots(figsize=(size + 1.5, size))
-    matrix = communities.weights[np.ix_(order, order)] if order else np.zeros((1, 1))
+    matrix = communities.weights[order][:, order] if order else np.zeros((1, 1))
+    if scipy.sparse.issparse(matrix):  # a large collection's weights
+        matrix = matrix.toarray()
     image = axis.imshow(matrix, cmap="magma_r", vmin=0, vmax=max(matrix.max(), 1e-9))
     groups = communities.communities[order]
     start = 0

@@ -130,6 +130,7 @@ def build_compiled_model(config, graph, steps_per_epoch, mixed_precision=None):
             node_dim=model_config.node_dim,
             top_k=model_config.top_k,
             normalization=model_config.graph_normalization,
+            gcn_propagation=model_config.gcn_propagation,
         )
     if model_config.freeze_backbone:
         model.backbone.trainable = False

@@ -1,10 +1,18 @@
 """Label communities from co-occurrence and from GCN node features."""
 
-import numpy as np
+import os
+import tracemalloc
 
+import numpy as np
+import pytest
+import scipy.sparse
+from sklearn.metrics import adjusted_rand_score
+
+from kmlc.clustering import figures
 from kmlc.clustering.communities import label_communities
 from kmlc.clustering.communities import modularity
 from kmlc.graph import LabelGraph
+from tests.label_fixtures import planted_labels
 
 NAMES = ["sea", "boat", "fish", "road", "car", "house", "moon"]
 
@@ -55,3 +63,30 @@ def test_modularity_matches_a_hand_computed_value():
         weights[a, b] = weights[b, a] = 1
     assert np.isclose(modularity(weights, np.array([0, 0, 0, 1, 1, 1])), 5 / 14)
     assert np.isclose(modularity(weights, np.zeros(6, int)), 0.0)
+
+
+def test_communities_of_10000_labels_from_a_sparse_graph(tmp_path):
+    y, block = planted_labels()  # 20 planted communities
+    graph = LabelGraph.from_labels(y)
+    assert graph.sparse
+    # Node features that place each label near its community's axis.
+    rng = np.random.default_rng(0)
+    nodes = np.eye(20)[block] + rng.normal(0, 0.2, (10_000, 20))
+    tracemalloc.start()
+    try:
+        communities = label_communities(graph, node_features=nodes)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A D x D array of bytes alone would be 100 MB.
+    assert peak < 60e6, peak
+    assert scipy.sparse.issparse(communities.weights)
+    assert communities.num_communities == 20
+    assert adjusted_rand_score(block, communities.communities) > 0.95
+    assert adjusted_rand_score(block, communities.gcn_communities) > 0.95
+    assert communities.agreement > 0.9
+    assert communities.modularity == pytest.approx(
+        modularity(communities.weights, communities.communities)
+    )
+    path = figures.community_heatmap(communities, tmp_path / "communities.png")
+    assert os.path.getsize(path) > 0
