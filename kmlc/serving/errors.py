@@ -104,6 +104,16 @@ class ServingError(Exception):
         )
 
 
+def check_retry_settings(timeout, retries, backoff):
+    """Raises `ValueError` for a client's bad timeout, retries or backoff."""
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be positive. Received: timeout={timeout}")
+    if int(retries) < 0:
+        raise ValueError(f"retries must be >= 0. Received: retries={retries}")
+    if backoff < 0:
+        raise ValueError(f"backoff must be >= 0. Received: backoff={backoff}")
+
+
 def wait_before_retry(logger, method, target, details, attempt, retries, backoff):
     """Logs a failed attempt, then sleeps `backoff * 2**(attempt - 1)` seconds.
 

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kmlc.serving import Client
+from kmlc.serving import RestClient
 from kmlc.serving import ServingError
 from kmlc.serving import rank_labels
 from tests.serving.conftest import IMAGE_SIZE
@@ -168,6 +169,8 @@ def test_bad_ranking_arguments_are_refused(client, png_images, kwargs, match):
 def test_bad_client_arguments_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Client("127.0.0.1:1", MODEL_NAME, **kwargs)
+    with pytest.raises(ValueError, match=match):  # the REST client alike
+        RestClient("http://127.0.0.1:1", MODEL_NAME, **kwargs)
 
 
 def test_rank_labels_sorts_filters_and_keeps_ties_in_label_order():

@@ -19,6 +19,7 @@ from kmlc.serving.client.predictions import float_batch
 from kmlc.serving.client.predictions import rank_labels
 from kmlc.serving.client.predictions import read_images
 from kmlc.serving.errors import ServingError
+from kmlc.serving.errors import check_retry_settings
 from kmlc.serving.errors import wait_before_retry
 
 logger = logging.getLogger(__name__)
@@ -86,12 +87,7 @@ class Client:
         input_name="images",
         max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
     ):
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive. Received: timeout={timeout}")
-        if int(retries) < 0:
-            raise ValueError(f"retries must be >= 0. Received: retries={retries}")
-        if backoff < 0:
-            raise ValueError(f"backoff must be >= 0. Received: backoff={backoff}")
+        check_retry_settings(timeout, retries, backoff)
         self.target = str(target)
         self.model_name = str(model_name)
         self.signature = str(signature)

@@ -16,6 +16,7 @@ from kmlc.serving.client.predictions import rank_labels
 from kmlc.serving.client.predictions import read_images
 from kmlc.serving.errors import CODE_OF_HTTP_STATUS
 from kmlc.serving.errors import ServingError
+from kmlc.serving.errors import check_retry_settings
 from kmlc.serving.errors import wait_before_retry
 
 logger = logging.getLogger(__name__)
@@ -62,10 +63,7 @@ class RestClient:
                 "base_url must be an http(s) URL such as http://localhost:8501. "
                 f"Received: {base_url!r}"
             )
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive. Received: timeout={timeout}")
-        if int(retries) < 0:
-            raise ValueError(f"retries must be >= 0. Received: retries={retries}")
+        check_retry_settings(timeout, retries, backoff)
         self.base_url = str(base_url).rstrip("/")
         self.model_name = str(model_name)
         self.signature = str(signature)
