@@ -1,4 +1,4 @@
-"""A trained model as an ONNX file (`pip install "kmlc[onnx]"`).
+"""A trained model as an ONNX file.
 
 Public kmlc API only. (Not `onnx.py`: a script's own folder comes first on
 Python's path, and that name would hide the `onnx` package.)

@@ -5,7 +5,7 @@ returns `logits` and `scores` (sigmoid of the logits) `[B, D]`. The label
 names and the input contract travel as the model's `metadata_props`
 (`kmlc_labels`: a JSON list; `kmlc_contract`: JSON; the keys of
 `kmlc.export.contract`), and `<output>.labels.txt` is written beside the
-model. `onnx` and `tf2onnx` are imported when used (the `kmlc[onnx]` extra).
+model. `onnx` and `tf2onnx` (base requirements) are imported when used.
 """
 
 import json
