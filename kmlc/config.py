@@ -239,6 +239,13 @@ class TrainConfig:
         seed: seeds weights, shuffling and augmentation.
         deterministic: the same batches and augmentations for the same seed.
         threshold: the score threshold of the final report.
+        per_label_thresholds: at the end, choose each label's threshold on
+            the validation split (the best F1, `kmlc.thresholds`), save them
+            with the model and report the metrics at them too.
+        threshold_min_positives, threshold_prior_positives: labels with
+            fewer validation positives keep 0.5; the others' thresholds are
+            shrunk towards 0.5 as if it had been measured on this many
+            positives (`kmlc.thresholds.choose_thresholds`).
         verbose: Keras progress output: null (auto: a bar), 1 (a bar), 2
             (one line an epoch, for logs) or 0 (none: kmlc logs one line an
             epoch).
@@ -267,6 +274,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     threshold: float = 0.5
+    per_label_thresholds: bool = True
+    threshold_min_positives: int = 1
+    threshold_prior_positives: float = 10.0
     verbose: typing.Optional[int] = None
     overwrite: bool = False
     resume: str = "backup"
@@ -287,10 +297,15 @@ class TrainConfig:
                 "model.cache_features is not supported with strategy: "
                 "multiworker (each worker would need the whole cache)."
             )
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
+        for name, least in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("threshold_min_positives", 1),
+            ("threshold_prior_positives", 0),
+        ):
+            if getattr(self, name) < least:
                 raise ValueError(
-                    f"{name} must be at least 1. Received: {getattr(self, name)}"
+                    f"{name} must be at least {least}. Received: {getattr(self, name)}"
                 )
         return self
 
