@@ -134,6 +134,8 @@ class ModelConfig:
         graph_control: null, or an ablation control with the same
             parameters: `identity` (no edges) or `shuffled` (the graph on
             permuted labels); see `LabelGraph`.
+        backbone_lr_multiplier: the backbone's learning rate relative to the
+            heads' during fine-tuning (`fine_tune_epochs`); ML-GCN's 0.1.
     """
 
     preset: str = "full"
@@ -154,6 +156,7 @@ class ModelConfig:
     graph_reweight_p: typing.Optional[float] = None
     graph_normalization: str = "symmetric"
     graph_control: typing.Optional[str] = None
+    backbone_lr_multiplier: float = 0.1
 
     def validate(self):
         from kmlc.graph import CONTROLS
@@ -177,6 +180,11 @@ class ModelConfig:
                 "true as well."
             )
         _choice("model.cache_views", self.cache_views, (1, 2))
+        if not self.backbone_lr_multiplier > 0:
+            raise ValueError(
+                "model.backbone_lr_multiplier must be positive. Received: "
+                f"model.backbone_lr_multiplier={self.backbone_lr_multiplier}"
+            )
 
 
 @dataclasses.dataclass
@@ -227,6 +235,10 @@ class TrainConfig:
             fusion head's logits is added with weight `aux_loss_weight`).
         epochs, batch_size: `batch_size` is the global batch, whatever the
             number of devices.
+        fine_tune_epochs: after `epochs` with `model.freeze_backbone`,
+            this many more on the images with the backbone unfrozen but its
+            batch norms (`kmlc.training.fine_tuning`): a fresh optimizer and
+            schedule, the backbone at `model.backbone_lr_multiplier` times.
         steps_per_epoch: cap the steps of an epoch (null: the whole set).
         mixed_precision: train with the `mixed_float16` policy.
         jit_compile: compile the training step with XLA.
@@ -263,6 +275,7 @@ class TrainConfig:
     loss: str = "bce"
     aux_loss_weight: float = 1.0
     epochs: int = 20
+    fine_tune_epochs: int = 0
     batch_size: int = 32
     steps_per_epoch: typing.Optional[int] = None
     mixed_precision: bool = False
@@ -302,12 +315,29 @@ class TrainConfig:
             ("batch_size", 1),
             ("threshold_min_positives", 1),
             ("threshold_prior_positives", 0),
+            ("fine_tune_epochs", 0),
         ):
             if getattr(self, name) < least:
                 raise ValueError(
                     f"{name} must be at least {least}. Received: {getattr(self, name)}"
                 )
+        if self.fine_tune_epochs:
+            self._check_fine_tuning()
         return self
+
+    def _check_fine_tuning(self):
+        if not self.model.freeze_backbone:
+            raise ValueError(
+                "fine_tune_epochs continue a run whose backbone was frozen for "
+                "its first epochs: set model.freeze_backbone: true as well. "
+                f"Received: fine_tune_epochs={self.fine_tune_epochs}, "
+                "model.freeze_backbone=False"
+            )
+        if self.strategy == "multiworker":
+            raise ValueError(
+                "fine_tune_epochs is not supported with strategy: multiworker. "
+                f"Received: fine_tune_epochs={self.fine_tune_epochs}"
+            )
 
     def to_dict(self):
         return dataclasses.asdict(self)
