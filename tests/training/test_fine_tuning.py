@@ -133,6 +133,36 @@ def test_optimizer_misuse_is_named():
         optimizer.bind(model)
 
 
+def test_the_first_stages_backup_records_the_stage_as_finished(tmp_path):
+    """Stopped early (here after epoch 1 of 3), the first stage's backup is
+    kept and says 3 epochs are done, so a resumed run goes on to fine-tune;
+    stopped at its end it is not saved again. A stage it does not know is
+    named."""
+    model = fx.tiny_model("baseline")
+    model.compile(optimizer="sgd")
+    model.optimizer.build(model.trainable_variables)
+    directory = tmp_path / "backup"
+    callback = backup.Backup(directory, backup.MAIN, end_epoch=3)
+    callback.set_model(model)
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+    checkpoint = backup.inspect(model, directory)
+    assert (checkpoint.epoch, checkpoint.stage) == (3, "main")
+    finished = backup.Backup(tmp_path / "other", backup.MAIN, end_epoch=1)
+    finished.set_model(model)
+    finished.on_epoch_end(0)
+    finished.on_train_end()
+    assert not (tmp_path / "other" / "training_metadata.json.bkp").exists()
+    metadata = directory / "training_metadata.json"
+    metadata.write_text(
+        json.dumps({"epoch": 3, "weights": "epoch-0003.weights.h5", "stage": "x"})
+    )
+    with pytest.raises(backup.BackupError, match="stage 'x' is not one of"):
+        backup.inspect(model, directory)
+    with pytest.raises(ValueError, match="stage must be one of.*Received: 'x'"):
+        backup.save(model, directory, 4, stage="x")
+
+
 # Whole runs.
 
 
