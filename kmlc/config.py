@@ -137,6 +137,8 @@ class ModelConfig:
         gcn_propagation: `auto`, `dense` or `sparse`: how the GCN
             multiplies with X' (`kmlc.layers.LabelGCN`); `auto` propagates
             over the edge list for large graphs with few edges.
+        backbone_lr_multiplier: the backbone's learning rate relative to the
+            heads' during fine-tuning (`fine_tune_epochs`); ML-GCN's 0.1.
     """
 
     preset: str = "full"
@@ -158,6 +160,7 @@ class ModelConfig:
     graph_normalization: str = "symmetric"
     graph_control: typing.Optional[str] = None
     gcn_propagation: str = "auto"
+    backbone_lr_multiplier: float = 0.1
 
     def validate(self):
         from kmlc.graph import CONTROLS
@@ -183,6 +186,11 @@ class ModelConfig:
                 "true as well."
             )
         _choice("model.cache_views", self.cache_views, (1, 2))
+        if not self.backbone_lr_multiplier > 0:
+            raise ValueError(
+                "model.backbone_lr_multiplier must be positive. Received: "
+                f"model.backbone_lr_multiplier={self.backbone_lr_multiplier}"
+            )
 
 
 @dataclasses.dataclass
@@ -233,6 +241,10 @@ class TrainConfig:
             fusion head's logits is added with weight `aux_loss_weight`).
         epochs, batch_size: `batch_size` is the global batch, whatever the
             number of devices.
+        fine_tune_epochs: after `epochs` with `model.freeze_backbone`,
+            this many more on the images with the backbone unfrozen but its
+            batch norms (`kmlc.training.fine_tuning`): a fresh optimizer and
+            schedule, the backbone at `model.backbone_lr_multiplier` times.
         steps_per_epoch: cap the steps of an epoch (null: the whole set).
         mixed_precision: train with the `mixed_float16` policy.
         jit_compile: compile the training step with XLA.
@@ -245,6 +257,13 @@ class TrainConfig:
         seed: seeds weights, shuffling and augmentation.
         deterministic: the same batches and augmentations for the same seed.
         threshold: the score threshold of the final report.
+        per_label_thresholds: at the end, choose each label's threshold on
+            the validation split (the best F1, `kmlc.thresholds`), save them
+            with the model and report the metrics at them too.
+        threshold_min_positives, threshold_prior_positives: labels with
+            fewer validation positives keep 0.5; the others' thresholds are
+            shrunk towards 0.5 as if it had been measured on this many
+            positives (`kmlc.thresholds.choose_thresholds`).
         verbose: Keras progress output: null (auto: a bar), 1 (a bar), 2
             (one line an epoch, for logs) or 0 (none: kmlc logs one line an
             epoch).
@@ -262,6 +281,7 @@ class TrainConfig:
     loss: str = "bce"
     aux_loss_weight: float = 1.0
     epochs: int = 20
+    fine_tune_epochs: int = 0
     batch_size: int = 32
     steps_per_epoch: typing.Optional[int] = None
     mixed_precision: bool = False
@@ -273,6 +293,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     threshold: float = 0.5
+    per_label_thresholds: bool = True
+    threshold_min_positives: int = 1
+    threshold_prior_positives: float = 10.0
     verbose: typing.Optional[int] = None
     overwrite: bool = False
     resume: str = "backup"
@@ -293,12 +316,34 @@ class TrainConfig:
                 "model.cache_features is not supported with strategy: "
                 "multiworker (each worker would need the whole cache)."
             )
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
+        for name, least in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("threshold_min_positives", 1),
+            ("threshold_prior_positives", 0),
+            ("fine_tune_epochs", 0),
+        ):
+            if getattr(self, name) < least:
                 raise ValueError(
-                    f"{name} must be at least 1. Received: {getattr(self, name)}"
+                    f"{name} must be at least {least}. Received: {getattr(self, name)}"
                 )
+        if self.fine_tune_epochs:
+            self._check_fine_tuning()
         return self
+
+    def _check_fine_tuning(self):
+        if not self.model.freeze_backbone:
+            raise ValueError(
+                "fine_tune_epochs continue a run whose backbone was frozen for "
+                "its first epochs: set model.freeze_backbone: true as well. "
+                f"Received: fine_tune_epochs={self.fine_tune_epochs}, "
+                "model.freeze_backbone=False"
+            )
+        if self.strategy == "multiworker":
+            raise ValueError(
+                "fine_tune_epochs is not supported with strategy: multiworker. "
+                f"Received: fine_tune_epochs={self.fine_tune_epochs}"
+            )
 
     def to_dict(self):
         return dataclasses.asdict(self)

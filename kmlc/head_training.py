@@ -124,6 +124,11 @@ class HeadTraining:
         if metrics == "auto":
             metrics = [MeanAveragePrecision(self.num_labels, name="mAP")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        # An optimizer with its own rate for the backbone learns which
+        # variables are the backbone's (kmlc.backbone_rate).
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        if hasattr(inner, "bind"):
+            inner.bind(self)
         self.aux_loss_weight = float(aux_loss_weight)
         self._aux_loss_fn = loss
 

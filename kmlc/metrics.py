@@ -92,8 +92,9 @@ def multilabel_report(y_true, y_score, threshold=0.5, top_k=None):
     Args:
         y_true: `[N, D]` multi-hot.
         y_score: `[N, D]` probabilities (sigmoid of the logits).
-        threshold: float. A label is predicted when its score is at least
-            this. Defaults to 0.5.
+        threshold: float, `[D]` or `[N, D]`. A label is predicted when its
+            score is at least this: one threshold for every label, one per
+            label (`kmlc.thresholds`), or one per score. Defaults to 0.5.
         top_k: int or None. If set, the `top_k` highest-scoring labels of
             each image are predicted instead (the threshold is ignored).
 
@@ -115,7 +116,9 @@ def multilabel_report(y_true, y_score, threshold=0.5, top_k=None):
         y_pred = np.zeros_like(y_true)
         np.put_along_axis(y_pred, order, 1.0, axis=1)
     else:
-        y_pred = (y_score >= threshold).astype(np.float64)
+        y_pred = (y_score >= _threshold_array(threshold, y_score.shape)).astype(
+            np.float64
+        )
     true_pos = (y_pred * y_true).sum(axis=0)
     predicted = y_pred.sum(axis=0)
     support = y_true.sum(axis=0)
@@ -148,6 +151,23 @@ def multilabel_report(y_true, y_score, threshold=0.5, top_k=None):
         "F1": f1,
         "support": support.astype(np.int64),
     }
+
+
+def _threshold_array(threshold, shape):
+    """A threshold as an array that broadcasts against scores `[N, D]`."""
+    array = np.asarray(threshold, dtype=np.float64)
+    if array.shape not in ((), shape[1:], shape):
+        raise ValueError(
+            "threshold must be one number, one per label "
+            f"[{shape[1]}] or one per score [{shape[0]}, {shape[1]}]. "
+            f"Received: shape {array.shape}"
+        )
+    if np.isnan(array).any():
+        raise ValueError(
+            "threshold must not be NaN. Received: "
+            f"{int(np.isnan(array).sum())} NaN value(s)"
+        )
+    return array
 
 
 @keras.saving.register_keras_serializable(package="kmlc")

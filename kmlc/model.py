@@ -17,13 +17,15 @@ from kmlc.layers import KnowledgeFusion
 from kmlc.layers import LabelGCN
 from kmlc.layers import LabelwiseDense
 from kmlc.layers import RelationAttention
+from kmlc.thresholds import ThresholdsMixin
 
 
 @keras.saving.register_keras_serializable(package="kmlc")
-class MultiLabelClassifier(HeadTraining, keras.Model):
+class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
     """Multi-label image recognition with a label graph (Xu, 2022).
 
-    Images `[B, H, W, 3]` (RGB, 0-255) to logits `[B, D]`. The heads, each
+    Images `[B, H, W, 3]` (RGB, 0-255) to logits `[B, D]`; build it with
+    `kmlc.build_model`, which also takes the label graph. The heads, each
     switchable so that the paper's ablation rows can be built from flags:
 
     - `"cls"`: the plain classifier on pooled backbone features (eq. 2);
@@ -35,12 +37,9 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
       with position weights (eq. 13-19).
 
     The final logits are the sum of the enabled heads' logits (eq. 7 and
-    docs/design.md). Called with `training=True` the model returns a dict of
-    every head's logits plus `"logits"`, which `compute_loss` uses for the
-    auxiliary loss; otherwise it returns the final logits. `head_logits`
-    gives the dict at inference.
-
-    Build it with `kmlc.build_model`, which also takes the label graph.
+    docs/design.md). With `training=True` the model returns a dict of every
+    head's logits and `"logits"` (for `compute_loss`'s auxiliary loss), else
+    the final logits; `head_logits` gives the dict at inference.
 
     Args:
         num_labels: int. D, at least 2.
@@ -64,8 +63,10 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
         preprocessing: str or None. `ImagePreprocessing` mode; None takes the
             backbone's own (`"none"` for a custom backbone model).
         backbone_weights: None, `"imagenet"` or a weights file path, for a
-            named backbone. Not part of the config: a reloaded model gets its
-            weights from the file it is loaded from.
+            named backbone; not in the config (a reloaded model's come from
+            its file).
+        thresholds: D floats in [0, 1] or None (0.5 everywhere): per-label
+            decision thresholds on the scores (`kmlc.thresholds`).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
         backbone_weights=None,
         gcn_propagation="auto",
         gcn_edges=None,
+        thresholds=None,
         **kwargs,
     ):
         num_labels = int(num_labels)
@@ -163,6 +165,7 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
         self.preprocessing_mode = preprocessing
         self.aux_loss_weight = 1.0
         self._aux_loss_fn = None
+        self.set_thresholds(thresholds)
 
     def _head_outputs(self, feature_map, heads):
         """Every enabled head's logits and `"logits"`, on a feature map."""
@@ -234,13 +237,7 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
         """
         if "attention" not in self.heads:
             raise ValueError(f"This model has no 'attention' head. Heads: {self.heads}")
-        extractor = keras.Model(
-            self.inputs,
-            [
-                self.relation_attention.input[0],
-                self.relation_attention.input[1],
-            ],
-        )
+        extractor = keras.Model(self.inputs, list(self.relation_attention.input[:2]))
         feature_map, prior = extractor(images, training=False)
         _, maps, labels = self.relation_attention(feature_map, prior, return_maps=True)
         return keras.ops.convert_to_numpy(maps), keras.ops.convert_to_numpy(labels)
@@ -274,6 +271,7 @@ class MultiLabelClassifier(HeadTraining, keras.Model):
             "preprocessing": self.preprocessing_mode,
             "gcn_propagation": gcn.propagation if gcn else "auto",
             "gcn_edges": gcn.num_edges if gcn else None,
+            "thresholds": self.threshold_config(),
         }
 
     @classmethod
@@ -338,8 +336,7 @@ def build_model(
         top_k: int. Candidates for relation attention. Defaults to 10.
         normalization: how X' is made from the graph: `"symmetric"` or
             `"row"`. Defaults to `"symmetric"`.
-        label_names: list of str or None. Taken from the graph if it has
-            them.
+        label_names: list of str or None. Defaults to the graph's.
         preprocessing: str or None. See `MultiLabelClassifier`.
         gcn_propagation: `"auto"`, `"dense"` or `"sparse"`. See
             `kmlc.layers.LabelGCN`. Defaults to `"auto"`.

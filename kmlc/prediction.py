@@ -85,28 +85,36 @@ def collect_scores(model, dataset, predict_fn=None):
 def select_labels(scores, label_names, threshold=0.5, top_k=None):
     """`(label, score)` pairs of one image: over the threshold, or the top k.
 
-    With `top_k`, the k best labels that also reach the threshold (pass
-    `threshold=0` for exactly k).
+    `threshold` is one number or one per label (`[D]`). With `top_k`, the k
+    best labels that also reach their threshold (pass `threshold=0` for
+    exactly k).
     """
+    threshold = np.broadcast_to(np.asarray(threshold, np.float64), scores.shape)
     order = np.argsort(-scores, kind="stable")
     if top_k is not None:
         order = order[:top_k]
-    return [(label_names[i], float(scores[i])) for i in order if scores[i] >= threshold]
+    return [
+        (label_names[i], float(scores[i])) for i in order if scores[i] >= threshold[i]
+    ]
 
 
-def predict_files(model, paths, threshold=0.5, top_k=None, batch_size=32):
+def predict_files(model, paths, threshold=None, top_k=None, batch_size=32):
     """Predicts the labels of image files.
 
     Args:
         model: a `MultiLabelClassifier`.
         paths: list of image file paths.
-        threshold: float. Labels scoring at least this are returned.
+        threshold: float, `[D]` or None. Labels scoring at least this are
+            returned; None takes the model's per-label `thresholds` (0.5
+            for a model without).
         top_k: int or None. At most this many labels an image.
         batch_size: int.
 
     Returns:
         list of `Prediction`, in the order of `paths`.
     """
+    if threshold is None:
+        threshold = getattr(model, "thresholds", 0.5)
     results = [None] * len(paths)
     good, images = [], []
     for i, path in enumerate(paths):

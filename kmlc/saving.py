@@ -4,8 +4,14 @@ import importlib
 import os
 
 # The modules that register kmlc's serialisable classes: the model and its
-# layers, and the loss and metric that a compiled model restores.
-REGISTERING_MODULES = ("kmlc.layers", "kmlc.losses", "kmlc.metrics", "kmlc.model")
+# layers, and the loss, metric and optimizer that a compiled model restores.
+REGISTERING_MODULES = (
+    "kmlc.layers",
+    "kmlc.losses",
+    "kmlc.metrics",
+    "kmlc.model",
+    "kmlc.backbone_rate",
+)
 
 
 def register_serializables():

@@ -11,8 +11,9 @@ def register(subparsers):
         help="score a model on labelled images",
         description=(
             "Evaluate a model on a data set: mAP, CP, CR, CF1, OP, OR, OF1, N+ "
-            "and per-label AP; writes metrics.json and per_label_ap.png when "
-            "--out is given."
+            "and per-label AP; CP ... N+ at --threshold and, for a model with "
+            "per-label thresholds, at those too (model_thresholds). Writes "
+            "metrics.json and per_label_ap.png when --out is given."
         ),
     )
     parser.add_argument("--model", required=True, help="a .keras model")
@@ -24,7 +25,12 @@ def register(subparsers):
         "(the same images training validated on)",
     )
     parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="one threshold for every label (default: 0.5)",
+    )
     parser.add_argument("--top-k", type=int)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", help="directory for metrics.json and plots")

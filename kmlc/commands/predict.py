@@ -18,8 +18,9 @@ def register(subparsers):
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="report labels scoring at least this (default: 0.5)",
+        help="report labels scoring at least this (default: the model's "
+        "per-label thresholds, chosen on validation data when it was trained; "
+        "0.5 for a model without)",
     )
     parser.add_argument("--top-k", type=int, help="at most this many labels an image")
     parser.add_argument("--json", action="store_true", help="print JSON lines")

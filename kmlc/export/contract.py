@@ -10,6 +10,11 @@ and outputs (the contract), whatever the format:
 - ONNX: the `metadata_props` `kmlc_labels` (a JSON list) and
   `kmlc_contract` (JSON).
 
+The contract holds the model's per-label decision `thresholds` (D floats;
+0.5 each for a model without its own, `kmlc.thresholds`): label d is
+predicted when `scores[d] >= thresholds[d]`. The SavedModel applies them
+itself (its `decisions` output).
+
 A `.tflite` or `.onnx` file also gets `<file>.labels.txt` beside it. The
 labels file holds one label a line, in output order.
 """
@@ -25,6 +30,7 @@ LABELS_SUFFIX = ".labels.txt"
 LABELS_METADATA = "kmlc_labels"
 CONTRACT_METADATA = "kmlc_contract"
 SCORES_MEANING = "sigmoid of the logits"
+DECISIONS_MEANING = "scores >= thresholds: whether each label is predicted"
 # The images every format takes, before any normalisation of the model's own.
 INPUT = {
     "color": "RGB",
@@ -96,6 +102,18 @@ def model_label_names(model, num_labels):
     return checked_label_names(getattr(model, "label_names", None), num_labels)
 
 
+def model_thresholds(model, num_labels):
+    """The model's per-label thresholds as D floats (0.5 each if it has none)."""
+    from kmlc.thresholds import DEFAULT_THRESHOLD
+    from kmlc.thresholds import check_thresholds
+
+    values = getattr(model, "thresholds", None)
+    if values is None:
+        values = [DEFAULT_THRESHOLD] * num_labels
+    values = check_thresholds(values, num_labels)
+    return [float(value) for value in values]
+
+
 def head_layer_names(model):
     """The names of the model's head layers, or None if it publishes none.
 
@@ -128,4 +146,6 @@ def model_config(model, image_size, label_names):
         "preprocessing": getattr(model, "preprocessing_mode", None),
         "input": dict(INPUT),
         "labels_file": LABELS_FILE,
+        "thresholds": model_thresholds(model, len(label_names)),
+        "decision": "label d is predicted when scores[d] >= thresholds[d]",
     }

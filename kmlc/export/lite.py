@@ -8,7 +8,9 @@ with `int8_io=True`), outputs `logits` and `scores` (sigmoid of the logits)
 `[B, D]`; B is fixed at 1 unless `convert(..., batch_size=None)`. The label
 names string output of the SavedModel is left out: the labels travel as
 metadata instead (`kmlc.export.lite_metadata`), and `<output>.labels.txt`
-is written beside the model. `kmlc.export.lite_runtime.Predictor` runs it.
+is written beside the model; so do the model's per-label `thresholds` (the
+contract's, `kmlc.export.contract`), which
+`kmlc.export.lite_runtime.Predictor.decisions` applies. `Predictor` runs it.
 
 Quantization (`QUANTIZE_MODES`, from `kmlc.export.lite_quantize`): `"int8"`
 quantizes the backbone fully (weights and activations) and keeps the heads
@@ -332,5 +334,7 @@ def _contract(flatbuffer, image_size, label_names, quantize, config):
                 **describe(outputs["scores"]),
             },
         },
+        "thresholds": config.get("thresholds") or [0.5] * len(label_names),
+        "decision": "label d is predicted when scores[d] >= thresholds[d]",
         "model": config,
     }

@@ -36,6 +36,8 @@ class Predictor:
 
     Attributes:
         label_names: list of str, from the model's metadata.
+        thresholds: float32 `[D]`. The model's per-label thresholds, from
+            its metadata (0.5 each for a file without them).
         image_size: `(H, W)`.
         contract: dict. The embedded input contract.
         delegate: str. `"xnnpack"` (LiteRT's default CPU delegate) or
@@ -54,6 +56,10 @@ class Predictor:
         self.path = tflite_path
         self.contract, self.label_names = read_metadata(tflite_path)
         self.image_size = tuple(self.contract["image_size"])
+        self.thresholds = np.asarray(
+            self.contract.get("thresholds") or [0.5] * len(self.label_names),
+            np.float32,
+        )
         self.num_threads = num_threads
         self.delegate = "xnnpack"
         self._load()
@@ -127,6 +133,10 @@ class Predictor:
         scores together and so lose the ranking.
         """
         return sigmoid(self.logits(images)).astype(np.float32)
+
+    def decisions(self, images):
+        """bool `[B, D]`: `predict(images) >= thresholds`, label by label."""
+        return self.predict(images) >= self.thresholds
 
 
 def latency_ms(fn, image, runs=20, warmup=3, clock=time.perf_counter):

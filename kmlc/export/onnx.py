@@ -2,7 +2,8 @@
 
 The ONNX graph takes `images` float32 `[B, H, W, 3]` (RGB, 0..255) and
 returns `logits` and `scores` (sigmoid of the logits) `[B, D]`. The label
-names and the input contract travel as the model's `metadata_props`
+names and the input contract, with the per-label `thresholds` (predict label
+d when `scores[d] >= thresholds[d]`), travel as the model's `metadata_props`
 (`kmlc_labels`: a JSON list; `kmlc_contract`: JSON; the keys of
 `kmlc.export.contract`), and `<output>.labels.txt` is written beside the
 model. `onnx` and `tf2onnx` (base requirements) are imported when used.

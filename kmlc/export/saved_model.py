@@ -9,8 +9,10 @@
   `kmlc.data.augmentation.resize`: bilinear, no crop, float 0..255);
 - signature `serving_images`: `images` float32 `[None, H, W, 3]`, RGB 0..255;
 - both return `scores` float32 `[None, D]` (sigmoid of the logits),
-  `logits` float32 `[None, D]` and `label_names` DT_STRING `[None, D]` (the
-  names tiled per image, so that server-side batching can split them);
+  `logits` float32 `[None, D]`, `decisions` bool `[None, D]` (`scores >=
+  thresholds`, the model's per-label thresholds, `kmlc.thresholds`) and
+  `label_names` DT_STRING `[None, D]` (the names tiled per image, so that
+  server-side batching can split them);
 - assets `labels.txt` (one label a line) and `kmlc_config.json`
   (`kmlc.export.contract`);
 - `assets.extra/tf_serving_warmup_requests`, one `PredictionLog` for
@@ -37,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
-OUTPUT_KEYS = ("scores", "logits", "label_names")
+OUTPUT_KEYS = ("scores", "logits", "decisions", "label_names")
 WARMUP_FILE = "tf_serving_warmup_requests"
 # Side of the encoded image in the warm-up request.
 WARMUP_IMAGE_SIZE = 32
@@ -50,13 +52,16 @@ def saved_model_config(model, image_size, label_names, max_image_pixels=None):
     config["outputs"] = {
         "scores": contract.SCORES_MEANING,
         "logits": "the model's output",
+        "decisions": contract.DECISIONS_MEANING,
         "label_names": "the label names, one row per image",
     }
     config["signatures"] = [SERVING_DEFAULT, SERVING_IMAGES]
     return config
 
 
-def _serving_module(model, image_size, label_names, assets_dir, max_image_pixels):
+def _serving_module(
+    model, image_size, label_names, thresholds, assets_dir, max_image_pixels
+):
     """A `tf.Module` with both signatures, the model's variables and assets."""
     import tensorflow as tf
 
@@ -66,13 +71,16 @@ def _serving_module(model, image_size, label_names, assets_dir, max_image_pixels
 
     height, width = image_size
     names = tf.constant(label_names, dtype=tf.string)
+    cuts = tf.constant(np.asarray(thresholds, np.float32))
 
     def outputs(logits):
         logits = tf.cast(logits, tf.float32)
         batch = tf.shape(logits)[0]
+        scores = tf.sigmoid(logits)
         return {
-            "scores": tf.sigmoid(logits),
+            "scores": scores,
             "logits": logits,
+            "decisions": tf.greater_equal(scores, cuts[None, :]),
             "label_names": tf.tile(names[None, :], [batch, 1]),
         }
 
@@ -196,12 +204,15 @@ def write_saved_model(
         contract.write_labels(
             os.path.join(assets_dir, contract.LABELS_FILE), label_names
         )
-        kmlc_io.write_json(
-            os.path.join(assets_dir, contract.CONFIG_FILE),
-            saved_model_config(model, image_size, label_names, max_image_pixels),
-        )
+        config = saved_model_config(model, image_size, label_names, max_image_pixels)
+        kmlc_io.write_json(os.path.join(assets_dir, contract.CONFIG_FILE), config)
         module = _serving_module(
-            model, image_size, label_names, assets_dir, max_image_pixels
+            model,
+            image_size,
+            label_names,
+            config["thresholds"],
+            assets_dir,
+            max_image_pixels,
         )
         tf.saved_model.save(
             module,

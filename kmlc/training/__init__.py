@@ -5,6 +5,9 @@
     builders.py       config -> `Run`: strategy, data, graph, datasets,
                       compiled model, restored backup
     optimizers.py     the optimizer and schedule registries
+    fine_tuning.py    the fine-tuning stage after the frozen one
+                      (`fine_tune_epochs`; the backbone's own learning
+                      rate: `kmlc.backbone_rate`)
     strategies.py     the `tf.distribute` strategy registry; the chief
     run_directory.py  the output directory: config, graph, history, resume
     backup.py         the backup a killed run resumes from, checked whole
@@ -24,7 +27,8 @@ A run's output directory:
     best.keras           the best model by validation mAP
     model.keras          the final model (the best one, when there is one)
     history.csv          one row an epoch; training_curves.png
-    metrics.json         the final validation report; per_label_ap.png
+    metrics.json         the final validation report (at 0.5 and at the
+                         per-label thresholds); per_label_ap.png
     backup/              the backup of an unfinished run (removed at the end)
     tensorboard/         TensorBoard logs
 """

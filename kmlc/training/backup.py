@@ -2,7 +2,8 @@
 
     backup/
         training_metadata.json      {"epoch": E, "batch": 0,
-                                     "weights": "epoch-E.weights.h5"}
+                                     "weights": "epoch-E.weights.h5",
+                                     "stage": "main"}
         epoch-E.weights.h5          the model's and optimizer's state after
                                     E finished epochs
         training_metadata.json.bkp  the same one epoch earlier, and the
@@ -14,6 +15,15 @@ whole or not at all (`kmlc.io`): a run killed at any moment leaves
 metadata that names complete weights. (Backups in the layout of
 `keras.callbacks.BackupAndRestore`, `latest.weights.h5` without a
 `"weights"` key, are read too.)
+
+`"stage"` names the training stage whose model and optimizer wrote the
+weights (`STAGES`): `"main"`, or `"fine_tune"` once a run with
+`fine_tune_epochs` has unfrozen its backbone (`kmlc.training.fine_tuning`),
+whose weights load only into the model readied for fine-tuning (another
+optimizer, more trainable variables). Metadata without it is `"main"`'s. At
+the end of a stage that another follows, the backup records the stage as
+finished (`Backup(end_epoch=...)`), so that a run killed before the next
+stage's first backup skips what is left of it (after early stopping).
 
 Before training, `inspect` checks a backup without changing a file: the
 metadata must parse and the weights must load into the model. A backup
@@ -36,6 +46,9 @@ PREVIOUS = ".bkp"
 LEGACY_WEIGHTS = "latest.weights.h5"
 _WEIGHTS_NAME = re.compile(r"^(epoch-\d+|latest)\.weights\.h5(\.bkp)?$")
 RESUME_POLICIES = ("backup", "newest-intact")
+MAIN = "main"
+FINE_TUNE = "fine_tune"
+STAGES = (MAIN, FINE_TUNE)
 
 
 class BackupError(ValueError):
@@ -44,11 +57,13 @@ class BackupError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
-    """One resumable state: `epoch` finished epochs, weights in `weights`."""
+    """One resumable state: `epoch` finished epochs, weights in `weights`,
+    written by the model and optimizer of `stage`."""
 
     epoch: int
     weights: str
     metadata: str
+    stage: str = MAIN
 
 
 class Backup(keras.callbacks.Callback):
@@ -59,21 +74,35 @@ class Backup(keras.callbacks.Callback):
 
     Args:
         directory: str. The backup directory.
+        stage: str. The stage being trained (`STAGES`). Defaults to `"main"`.
+        end_epoch: int or None. None: the run ends with this training, and
+            the backup is removed at its end. Otherwise another stage
+            follows: the backup is kept, recording `end_epoch` epochs (this
+            stage's last) as finished.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, stage=MAIN, end_epoch=None):
         super().__init__()
         self.directory = os.fspath(directory)
+        self.stage = stage
+        self.end_epoch = end_epoch
+        self._saved_epoch = None
 
     def on_epoch_end(self, epoch, logs=None):
-        save(self.model, self.directory, epoch + 1)
+        save(self.model, self.directory, epoch + 1, self.stage)
+        self._saved_epoch = epoch + 1
 
     def on_train_end(self, logs=None):
-        kmlc_io.remove_path(self.directory)
+        if self.end_epoch is None:
+            kmlc_io.remove_path(self.directory)
+        elif self._saved_epoch != self.end_epoch:  # stopped early
+            save(self.model, self.directory, self.end_epoch, self.stage)
 
 
-def save(model, directory, epoch):
+def save(model, directory, epoch, stage=MAIN):
     """Writes `model`'s state as the backup of `epoch` finished epochs."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}. Received: {stage!r}")
     os.makedirs(directory, exist_ok=True)
     name = f"epoch-{int(epoch):04d}.weights.h5"
     kmlc_io.save_model(model, os.path.join(directory, name))
@@ -81,7 +110,8 @@ def save(model, directory, epoch):
     if _read_metadata(metadata, directory, quiet=True) is not None:
         kmlc_io.copy_file(metadata, metadata + PREVIOUS)
     kmlc_io.write_text(
-        metadata, json.dumps({"epoch": int(epoch), "batch": 0, "weights": name})
+        metadata,
+        json.dumps({"epoch": int(epoch), "batch": 0, "weights": name, "stage": stage}),
     )
     previous = _read_metadata(metadata + PREVIOUS, directory, quiet=True)
     keep = {name} | ({os.path.basename(previous.weights)} if previous else set())
@@ -104,7 +134,10 @@ def inspect(model, directory, policy="backup"):
     """The checkpoint to resume from, loaded into `model`; changes no file.
 
     Args:
-        model: the compiled model the backup was written from.
+        model: the compiled model the backup was written from; or, for a
+            run with stages, a dict `{stage: function}` whose function
+            readies and returns the stage's model (the checkpoint's stage
+            chooses).
         directory: str. The backup directory (`exists`).
         policy: `"backup"`: the latest checkpoint, which must be intact;
             `"newest-intact"`: the newest intact one (the `.bkp` one when
@@ -127,7 +160,7 @@ def inspect(model, directory, policy="backup"):
     for metadata in candidates:
         try:
             checkpoint = _read_metadata(metadata, directory)
-            _load(model, checkpoint.weights)
+            _load(_stage_model(model, checkpoint), checkpoint.weights)
             return checkpoint
         except BackupError as error:
             problems.append(str(error))
@@ -146,6 +179,24 @@ def inspect(model, directory, policy="backup"):
     )
 
 
+def _stage_model(model, checkpoint):
+    if not isinstance(model, dict):
+        if checkpoint.stage != MAIN:
+            raise BackupError(
+                f"{checkpoint.metadata} was written while fine-tuning (stage "
+                f"{checkpoint.stage!r}), which this run does not do: resume it "
+                "with the config it was started with (fine_tune_epochs)"
+            )
+        return model
+    if checkpoint.stage not in model:
+        raise BackupError(
+            f"{checkpoint.metadata} was written in stage {checkpoint.stage!r}, "
+            f"which this run does not have (it has {sorted(model)}): resume it "
+            "with the config it was started with (fine_tune_epochs)"
+        )
+    return model[checkpoint.stage]()
+
+
 def _read_metadata(path, directory, quiet=False):
     """The `Checkpoint` a metadata file names (None if `quiet` and bad)."""
     # Keras' layout names no weights: latest.weights.h5 (.bkp beside .bkp).
@@ -155,10 +206,13 @@ def _read_metadata(path, directory, quiet=False):
             metadata = json.load(f)
         epoch = metadata["epoch"]
         name = metadata.get("weights", legacy)
+        stage = metadata.get("stage", MAIN)
         if not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch {epoch!r} is not a count of epochs")
         if not isinstance(name, str) or not _WEIGHTS_NAME.match(name):
             raise ValueError(f"weights {name!r} is not a backup's weights file")
+        if stage not in STAGES:
+            raise ValueError(f"stage {stage!r} is not one of {STAGES}")
     except FileNotFoundError:
         if quiet:
             return None
@@ -167,7 +221,12 @@ def _read_metadata(path, directory, quiet=False):
         if quiet:
             return None
         raise BackupError(f"{path} is unreadable ({error})") from None
-    return Checkpoint(epoch=epoch, weights=os.path.join(directory, name), metadata=path)
+    return Checkpoint(
+        epoch=epoch,
+        weights=os.path.join(directory, name),
+        metadata=path,
+        stage=stage,
+    )
 
 
 def _load(model, weights):

@@ -27,6 +27,7 @@ from kmlc.precision import dtype_policy
 from kmlc.precision import is_mixed_precision
 from kmlc.precision import training_policy
 from kmlc.training import run_directory
+from kmlc.training.backup import MAIN
 from kmlc.training.optimizers import make_optimizer
 from kmlc.training.strategies import is_chief
 from kmlc.training.strategies import make_strategy
@@ -55,6 +56,12 @@ class Run:
         fit_train, fit_validation: what `fit_model` trains and is scored
             on each epoch.
         initial_epoch: int. The first epoch to run (a resumed run's backup).
+        stage: the stage of the backup resumed from (`backup.STAGES`):
+            `"fine_tune"` when `model` is readied for fine-tuning already.
+        fine_tune_steps: int. Optimizer steps a fine-tuning epoch (0:
+            no fine-tuning).
+        fine_tune_train: the training images' pipeline (augmented,
+            shuffled) the fine-tuning stage trains on (None: none).
         best_so_far: the best `val_mAP` of the run so far (None: none).
         previous_val_map: the `val_mAP` of each epoch already done.
         loss: the training loss (its main term scores `val_loss`).
@@ -75,6 +82,9 @@ class Run:
     fit_train: object
     fit_validation: object
     initial_epoch: int = 0
+    stage: str = MAIN
+    fine_tune_steps: int = 0
+    fine_tune_train: object = None
     best_so_far: object = None
     previous_val_map: tuple = ()
     loss: object = None
@@ -138,10 +148,15 @@ def build_compiled_model(config, graph, steps_per_epoch, mixed_precision=None):
     return model
 
 
-def compile_model(model, config, steps_per_epoch):
-    """Compiles a `MultiLabelClassifier` (or its `HeadsModel`) for `config`."""
+def compile_model(model, config, steps_per_epoch, optimizer=None):
+    """Compiles a `MultiLabelClassifier` (or its `HeadsModel`) for `config`.
+
+    `optimizer` defaults to the configured one, scheduled over `epochs`.
+    """
+    if optimizer is None:
+        optimizer = make_optimizer(config.optimizer, steps_per_epoch, config.epochs)
     model.compile(
-        optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.epochs),
+        optimizer=optimizer,
         loss=get_loss(config.loss),
         metrics=[],
         aux_loss_weight=config.aux_loss_weight,
@@ -280,8 +295,17 @@ def build_run(config):
         fit_model = model
         if config.model.cache_features:
             fit_model = compile_model(model.heads_model(), config, steps)
+        fine_tune_steps = 0
+        stages = fit_model
+        if config.fine_tune_epochs:
+            from kmlc.training import fine_tuning
+
+            fine_tune_steps = fine_tuning.stage_steps(config, train_set)
+            stages = fine_tuning.stage_models(
+                config, model, fit_model, steps, fine_tune_steps
+            )
         resume = run_directory.plan_resume(
-            output_dir, fit_model, chief, config.overwrite, config.resume
+            output_dir, stages, chief, config.overwrite, config.resume
         )
     if resume.checkpoint is not None:
         logger.info(
@@ -297,6 +321,7 @@ def build_run(config):
         run_directory.write_graph(graph, output_dir)
         run_directory.apply_resume(output_dir, resume)
     fit_train, fit_validation = train_ds, validation_ds
+    fine_tune_train = train_ds if config.fine_tune_epochs else None
     if config.model.cache_features:
         fit_train, fit_validation, train_ds = cached_datasets(
             config, model, (train_set, validation_set), validation_ds, output_dir
@@ -317,6 +342,9 @@ def build_run(config):
         fit_train=fit_train,
         fit_validation=fit_validation,
         initial_epoch=resume.initial_epoch,
+        stage=resume.checkpoint.stage if resume.checkpoint else MAIN,
+        fine_tune_steps=fine_tune_steps,
+        fine_tune_train=fine_tune_train,
         best_so_far=resume.best_so_far,
         previous_val_map=resume.previous_val_map,
         loss=get_loss(config.loss),

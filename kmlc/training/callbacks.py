@@ -12,6 +12,7 @@ a run's callbacks (these, `kmlc.training.progress`'s and the backup) in
 the order their logs and files need.
 """
 
+import dataclasses
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ from kmlc import metrics as metrics_lib
 from kmlc import plots
 from kmlc.prediction import collect_scores
 from kmlc.training import progress
+from kmlc.training.backup import MAIN
 from kmlc.training.backup import Backup
 from kmlc.training.run_directory import append_history
 
@@ -223,16 +225,57 @@ class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
             )
 
 
-def make_callbacks(run, predict_fn=None, epoch_log=False, previous_val_map=None):
+@dataclasses.dataclass
+class Stage:
+    """One stage of a run's training, as its callbacks see it.
+
+    Attributes:
+        name: the backup's stage (`kmlc.training.backup.STAGES`).
+        validation: what the fitted model is scored on each epoch.
+        steps: int. Steps an epoch.
+        epochs: int. The epoch count the stage ends at (the log's N).
+        best_so_far: the best `val_mAP` before the stage (None: none).
+        previous_val_map: the `val_mAP` of the stage's epochs already done
+            (early stopping continues from them).
+        end_epoch: int or None. Another stage follows from this epoch: the
+            backup is kept (`kmlc.training.backup.Backup`).
+    """
+
+    name: str
+    validation: object
+    steps: int
+    epochs: int
+    best_so_far: object = None
+    previous_val_map: tuple = ()
+    end_epoch: object = None
+
+    @classmethod
+    def main(cls, run):
+        """The run's first (or only) stage."""
+        config = run.config
+        return cls(
+            name=MAIN,
+            validation=run.fit_validation,
+            steps=run.steps,
+            epochs=config.epochs + config.fine_tune_epochs,
+            best_so_far=run.best_so_far,
+            previous_val_map=run.previous_val_map,
+            end_epoch=config.epochs if config.fine_tune_epochs else None,
+        )
+
+
+def make_callbacks(
+    run, predict_fn=None, epoch_log=False, previous_val_map=None, stage=None
+):
     """The callbacks of a `Run`, in the order their logs and files need.
 
     `ValidationMetrics` comes first (the others read its `val_mAP`); the
     backup comes last, after the history row and the best checkpoint of
     the epoch are written (see `run_directory.plan_resume`). The best
-    checkpoint's threshold is the run's best `val_mAP` so far; early
-    stopping continues its count from `previous_val_map` (default: the
-    run's). `best.keras` holds `run.model` (the whole model while its heads
-    train on cached features). Only the chief gets the callbacks that write
+    checkpoint's threshold is the best `val_mAP` so far; early stopping
+    continues its count from `previous_val_map` (default: the stage's).
+    `best.keras` holds `run.model` (the whole model while its heads train
+    on cached features). Only the chief gets the callbacks that write
     files.
 
     Args:
@@ -240,21 +283,23 @@ def make_callbacks(run, predict_fn=None, epoch_log=False, previous_val_map=None)
         predict_fn: images -> logits for the validation scores (default:
             the model's `predict_on_batch`).
         epoch_log: bool. Log a line an epoch (when Keras prints none).
-        previous_val_map: sequence of float, or None for the run's.
+        previous_val_map: sequence of float, or None for the stage's.
+        stage: a `Stage`, or None for `Stage.main(run)`.
     """
     config = run.config
+    stage = stage or Stage.main(run)
     path = lambda name: os.path.join(run.output_dir, name)  # noqa: E731
     callbacks = [
-        ValidationMetrics(run.fit_validation, loss=run.loss, predict_fn=predict_fn),
+        ValidationMetrics(stage.validation, loss=run.loss, predict_fn=predict_fn),
         progress.SkippedImagesReport(run.train_ds.skipped),
     ]
     if epoch_log:
-        callbacks.append(progress.EpochLog(config.epochs))
+        callbacks.append(progress.EpochLog(stage.epochs))
     if not tf.config.list_logical_devices("GPU"):
-        callbacks.append(progress.EpochTimeEstimate(run.steps, config))
+        callbacks.append(progress.EpochTimeEstimate(stage.steps, config))
     if config.early_stopping_patience:
         if previous_val_map is None:
-            previous_val_map = run.previous_val_map
+            previous_val_map = stage.previous_val_map
         callbacks.append(
             ResumedEarlyStopping(
                 previous=previous_val_map,
@@ -272,11 +317,11 @@ def make_callbacks(run, predict_fn=None, epoch_log=False, previous_val_map=None)
             path("best.keras"),
             monitor="val_mAP",
             mode="max",
-            initial_value_threshold=run.best_so_far,
+            initial_value_threshold=stage.best_so_far,
             saved_model=run.model,
         )
     )
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(path("tensorboard")))
-    callbacks.append(Backup(path("backup")))
+    callbacks.append(Backup(path("backup"), stage.name, stage.end_epoch))
     return callbacks

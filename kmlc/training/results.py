@@ -1,9 +1,17 @@
 """The end of a run: the final model, its validation report, a `TrainResult`.
 
-`finish` scores the best model on the validation split and writes:
+`finish` scores the best model on the validation split, chooses its
+per-label thresholds there (`per_label_thresholds`, `kmlc.thresholds`) and
+writes:
 
-    model.keras      the final model (the best epoch's, when there is one)
+    model.keras      the final model (the best epoch's, when there is one),
+                     with its thresholds; best.keras gets them too
     metrics.json     the final validation report; per_label_ap.png
+
+The report's CP ... N+ are at the config's `threshold` (0.5); with
+per-label thresholds, `model_thresholds` has them at those (chosen on the
+same images: optimistic) and `model_thresholds_cross_fitted` at thresholds
+chosen on the other half of the validation images (the honest figure).
 """
 
 import dataclasses
@@ -13,9 +21,13 @@ import os
 import keras
 
 from kmlc import io as kmlc_io
-from kmlc.evaluation import evaluate
+from kmlc import thresholds as thresholds_lib
+from kmlc.evaluation import decision_summary
+from kmlc.evaluation import report as threshold_report
 from kmlc.evaluation import summary
 from kmlc.evaluation import write_report
+from kmlc.metrics import sigmoid
+from kmlc.prediction import collect_scores
 from kmlc.training import run_directory
 
 logger = logging.getLogger("kmlc.train")
@@ -53,12 +65,16 @@ def finish(run, history):
     """
     model = run.model
     best_path = os.path.join(run.output_dir, run_directory.BEST)
-    if os.path.exists(best_path):
+    has_best = os.path.exists(best_path)
+    if has_best:
         model = keras.saving.load_model(best_path)  # outside any strategy
-    report = evaluate(model, run.validation_ds, threshold=run.config.threshold)
+    logits, labels = collect_scores(model, run.validation_ds)
+    report = validation_report(model, labels, sigmoid(logits), run.config)
     model_path = os.path.join(run.output_dir, run_directory.FINAL)
     if run.chief:
         kmlc_io.save_model(model, model_path)
+        if has_best and model.has_thresholds:
+            kmlc_io.save_model(model, best_path)
         write_report(report, model.label_names, run.output_dir)
     skipped = run.train_ds.skipped.names
     if skipped:
@@ -72,6 +88,44 @@ def finish(run, history):
         history={k: [float(v) for v in vs] for k, vs in history.items()},
         skipped_images=skipped,
     )
+
+
+def validation_report(model, labels, scores, config):
+    """The final report; sets the model's thresholds if the config says so.
+
+    Args:
+        model: the final `MultiLabelClassifier`.
+        labels, scores: `[N, D]` validation labels and sigmoid scores.
+        config: the run's `TrainConfig`.
+    """
+    thresholds = None
+    if config.per_label_thresholds:
+        min_positives = config.threshold_min_positives
+        choice = {
+            "min_positives": min_positives,
+            "prior_positives": config.threshold_prior_positives,
+        }
+        thresholds = thresholds_lib.choose_thresholds(labels, scores, **choice)
+        model.set_thresholds(thresholds)
+    result = threshold_report(labels, scores, config.threshold, thresholds=thresholds)
+    result["num_images"] = int(len(labels))
+    if thresholds is not None:
+        tuned = int((labels.sum(axis=0) >= min_positives).sum())
+        logger.info(
+            "per-label thresholds chosen on %d validation images for %d of %d "
+            "labels (the others, with fewer than %d positives, keep 0.5)",
+            len(labels),
+            tuned,
+            labels.shape[1],
+            min_positives,
+        )
+        result["threshold_choice"] = {**choice, "labels": tuned}
+        if len(labels) >= 2:
+            crossed = thresholds_lib.cross_fitted_report(
+                labels, scores, **choice, seed=config.seed
+            )
+            result["model_thresholds_cross_fitted"] = decision_summary(crossed)
+    return result
 
 
 def worker_result(run, history):

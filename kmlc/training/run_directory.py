@@ -188,7 +188,8 @@ def plan_resume(output_dir, model, chief, overwrite=False, policy="backup"):
 
     Args:
         output_dir: str.
-        model: the compiled model to train (what the backup holds).
+        model: the compiled model to train (what the backup holds), or a
+            dict of a function per stage (`backup.inspect`).
         chief: bool. Whether this process writes (others change nothing).
         overwrite: bool. Replace a finished run's results.
         policy: the config's `resume` (`backup.RESUME_POLICIES`).

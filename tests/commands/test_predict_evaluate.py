@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.metrics import f1_score
 
 import kmlc
 from kmlc import data
@@ -148,6 +149,7 @@ def test_evaluate_equals_the_metrics_of_the_models_scores(
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert written["mAP"] == pytest.approx(expected, abs=1e-6)
     assert written["num_images"] == 6
+    assert "model_thresholds" not in written  # the model has none
     assert set(written["per_label"]) == set(model.label_names)
     assert (tmp_path / "eval" / "per_label_ap.png").stat().st_size > 0
 
@@ -173,3 +175,87 @@ def test_evaluate_rejects_another_vocabulary(
     )
     assert code == 2
     assert "differ from the model's" in capsys.readouterr().err
+
+
+# Per-label thresholds.
+
+
+@pytest.fixture(scope="module")
+def thresholded(saved_model, image_folder, tmp_path_factory):
+    """The model with per-label thresholds: the median of each label's
+    scores on the six images, so that about half of them pass each."""
+    _, model = saved_model
+    image_set = data.read_manifest(
+        image_folder / "manifest.json", image_folder, image_folder / "vocabulary.txt"
+    )
+    images, labels = next(iter(data.make_dataset(image_set, 32, 6)))
+    scores = sigmoid(model.predict_on_batch(images))
+    copy = kmlc.MultiLabelClassifier.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.set_thresholds(np.median(scores, axis=0))
+    path = tmp_path_factory.mktemp("thresholded") / "model.keras"
+    copy.save(path)
+    return path, copy, scores, labels.numpy()
+
+
+def test_predict_uses_the_models_thresholds(thresholded, image_folder, capsys):
+    path, model, scores, _ = thresholded
+    files = [str(image_folder / f"{i}.png") for i in range(6)]
+    assert main(["predict", "--model", str(path), *files, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for line, row in zip(lines, scores, strict=True):
+        got = {item["label"] for item in line["labels"]}
+        expected = {
+            name
+            for name, score, cut in zip(
+                model.label_names, row, model.thresholds, strict=True
+            )
+            if score >= cut
+        }
+        assert got == expected
+    assert 0 < sum(len(line["labels"]) for line in lines) < 6 * fx.NUM_LABELS
+    # --threshold overrides them with one value.
+    main(["predict", "--model", str(path), *files[:1], "--json", "--threshold", "0"])
+    assert len(json.loads(capsys.readouterr().out)["labels"]) == fx.NUM_LABELS
+
+
+def test_evaluate_reports_fixed_and_model_thresholds(
+    thresholded, image_folder, tmp_path, capsys
+):
+    path, model, scores, labels = thresholded
+    (image_folder / "bad.jpg").rename(tmp_path / "bad.jpg")
+    try:
+        code = main(
+            [
+                "evaluate",
+                "--model",
+                str(path),
+                "--manifest",
+                str(image_folder / "manifest.json"),
+                "--images",
+                str(image_folder),
+                "--vocabulary",
+                str(image_folder / "vocabulary.txt"),
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+    finally:
+        (tmp_path / "bad.jpg").rename(image_folder / "bad.jpg")
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # Pooled F1 by scikit-learn, at 0.5 and at the model's thresholds.
+    fixed = f1_score(labels.ravel(), (scores >= 0.5).ravel())
+    tuned = f1_score(labels.ravel(), (scores >= model.thresholds).ravel())
+    for report in (printed, written):
+        assert report["threshold"] == 0.5
+        assert report["OF1"] == pytest.approx(fixed, abs=1e-6)
+        assert report["model_thresholds"]["OF1"] == pytest.approx(tuned, abs=1e-6)
+    for d, name in enumerate(model.label_names):
+        assert written["per_label"][name]["threshold"] == pytest.approx(
+            float(model.thresholds[d])
+        )
+        assert written["per_label"][name]["F1_at_threshold"] == pytest.approx(
+            f1_score(labels[:, d], scores[:, d] >= model.thresholds[d]), abs=1e-6
+        )

@@ -111,6 +111,10 @@ def test_saved_model_cli_lists_both_signatures(exported):
     for section in (default, images):
         assert tensor_info(section, "output", "scores") == ("DT_FLOAT", f"(-1, {D})")
         assert tensor_info(section, "output", "logits") == ("DT_FLOAT", f"(-1, {D})")
+        assert tensor_info(section, "output", "decisions") == (
+            "DT_BOOL",
+            f"(-1, {D})",
+        )
         assert tensor_info(section, "output", "label_names") == (
             "DT_STRING",
             f"(-1, {D})",

@@ -94,6 +94,7 @@ def test_metadata_lists_both_signatures(client):
     default = metadata["signatures"]["serving_default"]
     assert default["inputs"] == {"images": {"dtype": "DT_STRING", "shape": [-1]}}
     assert default["outputs"] == {
+        "decisions": {"dtype": "DT_BOOL", "shape": [-1, len(LABELS)]},
         "label_names": {"dtype": "DT_STRING", "shape": [-1, len(LABELS)]},
         "logits": {"dtype": "DT_FLOAT", "shape": [-1, len(LABELS)]},
         "scores": {"dtype": "DT_FLOAT", "shape": [-1, len(LABELS)]},

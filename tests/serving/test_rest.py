@@ -104,7 +104,7 @@ def test_metadata_json_has_tf_servings_shape(server):
     assert default["method_name"] == "tensorflow/serving/predict"
 
 
-OUTPUT_NAMES = ["label_names", "logits", "scores"]
+OUTPUT_NAMES = ["decisions", "label_names", "logits", "scores"]
 
 
 @pytest.mark.parametrize(

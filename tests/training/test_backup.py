@@ -55,6 +55,7 @@ def test_the_backup_layout_and_what_inspect_loads(interrupted):
             "epoch": 3,
             "batch": 0,
             "weights": "epoch-0003.weights.h5",
+            "stage": "main",
         }
     fresh = compiled_model(config)
     assert not all(

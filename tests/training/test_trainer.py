@@ -13,6 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 from sklearn.metrics import average_precision_score
+from sklearn.metrics import f1_score
 
 import kmlc
 import kmlc.cli
@@ -20,6 +21,7 @@ from kmlc import data as data_lib
 from kmlc.config import load_config
 from kmlc.data.sources import read_image_set
 from kmlc.plots import read_history
+from kmlc.thresholds import choose_thresholds
 from tests.model_fixtures import scenes_config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -321,3 +323,64 @@ def test_a_split_without_validation_images_is_an_error(scenes_dir, tmp_path):
     message = str(info.value)
     assert "The split left 4 training and 0 validation images" in message
     assert "data.validation_fraction" in message
+
+
+def test_the_final_model_carries_per_label_thresholds(
+    corel_run, corel_split, corel5k_dir
+):
+    """Chosen on the validation split from model.keras's own scores, saved in
+    model.keras and best.keras, and reported at 0.5 and at them (in-sample
+    and cross-fitted)."""
+    _, _, run_dir = corel_run
+    _, y_validation, keys = corel_split
+    model = keras.saving.load_model(run_dir / "model.keras")
+    images = data_lib.read_manifest(
+        corel5k_dir / "train.json",
+        corel5k_dir / "images",
+        corel5k_dir / "vocabulary.txt",
+    )
+    position = {key: i for i, key in enumerate(images.keys)}
+    subset = images.subset(np.array([position[key] for key in keys]))
+    logits = np.concatenate(
+        [model.predict_on_batch(x) for x, _ in data_lib.make_dataset(subset, 64, 32)]
+    )
+    scores = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    expected = choose_thresholds(y_validation, scores)
+    assert model.has_thresholds
+    np.testing.assert_allclose(model.thresholds, expected, atol=1e-6)
+    best = keras.saving.load_model(run_dir / "best.keras")
+    np.testing.assert_array_equal(best.thresholds, model.thresholds)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["threshold"] == 0.5
+    assert metrics["threshold_choice"] == {
+        "min_positives": 1,
+        "prior_positives": 10.0,
+        "labels": int((y_validation.sum(axis=0) >= 1).sum()),
+    }
+    pooled = f1_score(y_validation.ravel(), (scores >= model.thresholds).ravel())
+    assert metrics["model_thresholds"]["OF1"] == pytest.approx(pooled, abs=1e-4)
+    fixed = f1_score(y_validation.ravel(), (scores >= 0.5).ravel())
+    assert metrics["OF1"] == pytest.approx(fixed, abs=1e-4)
+    assert set(metrics["model_thresholds_cross_fitted"]) == {
+        "CP",
+        "CR",
+        "CF1",
+        "OP",
+        "OR",
+        "OF1",
+        "N+",
+    }
+    label = model.label_names[0]
+    assert metrics["per_label"][label]["threshold"] == pytest.approx(
+        float(model.thresholds[0])
+    )
+
+
+def test_per_label_thresholds_can_be_switched_off(scenes_dir, tmp_path):
+    config = scenes_config(
+        scenes_dir, tmp_path / "run", epochs=1, per_label_thresholds=False
+    )
+    result = kmlc.train(config)
+    assert not kmlc.load_model(result.model_path).has_thresholds
+    assert "model_thresholds" not in result.metrics
+    assert "model_thresholds_cross_fitted" not in result.metrics
