@@ -1,6 +1,7 @@
 """The end of a run: the final model, its validation report, a `TrainResult`.
 
-`finish` scores the best model on the validation split and writes:
+`finish` scores the best model (with its co-occurrence re-scoring,
+`kmlc.training.rescoring`) on the validation split and writes:
 
     model.keras      the final model (the best epoch's, when there is one)
     metrics.json     the final validation report; per_label_ap.png
@@ -17,6 +18,7 @@ from kmlc.evaluation import evaluate
 from kmlc.evaluation import summary
 from kmlc.evaluation import write_report
 from kmlc.training import run_directory
+from kmlc.training.rescoring import finish_rescoring
 
 logger = logging.getLogger("kmlc.train")
 
@@ -55,7 +57,10 @@ def finish(run, history):
     best_path = os.path.join(run.output_dir, run_directory.BEST)
     if os.path.exists(best_path):
         model = keras.saving.load_model(best_path)  # outside any strategy
+    model, rescoring = finish_rescoring(run, model)
     report = evaluate(model, run.validation_ds, threshold=run.config.threshold)
+    if rescoring is not None:
+        report["rescoring"] = rescoring
     model_path = os.path.join(run.output_dir, run_directory.FINAL)
     if run.chief:
         kmlc_io.save_model(model, model_path)
