@@ -29,6 +29,7 @@ __getattr__, __dir__, __all__ = lazy.attach(
         "losses",
         "metrics",
         "precision",
+        "rescoring",
     ),
     attributes={
         "HEADS": "head_training",

@@ -139,6 +139,13 @@ class ModelConfig:
             over the edge list for large graphs with few edges.
         backbone_lr_multiplier: the backbone's learning rate relative to the
             heads' during fine-tuning (`fine_tune_epochs`); ML-GCN's 0.1.
+        rescoring_gamma: re-score the final logits with the label graph's
+            co-occurrence statistics at this strength
+            (`kmlc.layers.CooccurrenceRescoring`; 0: off), or `auto`: with
+            `cache_features`, chosen at the end of training from
+            `kmlc.rescoring.GAMMAS` by the mAP of out-of-fold logits of
+            linear probes on the cached *training* features
+            (`kmlc.training.rescoring`), recorded in metrics.json.
     """
 
     preset: str = "full"
@@ -161,6 +168,7 @@ class ModelConfig:
     graph_control: typing.Optional[str] = None
     gcn_propagation: str = "auto"
     backbone_lr_multiplier: float = 0.1
+    rescoring_gamma: typing.Union[float, str] = 0.0
 
     def validate(self):
         from kmlc.graph import CONTROLS
@@ -190,6 +198,24 @@ class ModelConfig:
             raise ValueError(
                 "model.backbone_lr_multiplier must be positive. Received: "
                 f"model.backbone_lr_multiplier={self.backbone_lr_multiplier}"
+            )
+        self._check_rescoring()
+
+    def _check_rescoring(self):
+        gamma = self.rescoring_gamma
+        if gamma == "auto":
+            if not self.cache_features:
+                raise ValueError(
+                    "model.rescoring_gamma: auto chooses gamma on the cached "
+                    "training features: set model.cache_features: true (and "
+                    "model.freeze_backbone: true), or give a number. Received: "
+                    "model.cache_features=False"
+                )
+            return
+        if isinstance(gamma, str) or not (gamma >= 0 and gamma != float("inf")):
+            raise ValueError(
+                "model.rescoring_gamma must be a number >= 0 (0: off) or "
+                f"'auto'. Received: model.rescoring_gamma={gamma!r}"
             )
 
 

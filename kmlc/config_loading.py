@@ -50,8 +50,15 @@ def _coerce(value, hint, name, where):
         options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         if value is None:
             return None
-        hint = options[0]
-        origin = typing.get_origin(hint)
+        # The first option that takes the value (`Union[float, str]`: a
+        # number if it reads as one), else the first option's error.
+        errors = []
+        for option in options:
+            try:
+                return _coerce(value, option, name, where)
+            except ValueError as error:
+                errors.append(error)
+        raise errors[0]
     if hint is list or origin is list:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]

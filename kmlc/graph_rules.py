@@ -114,11 +114,16 @@ def control(adjacency, name, seed):
             return scipy.sparse.csr_matrix(adjacency.shape, dtype=np.float32)
         return np.zeros_like(adjacency)
     if name == "shuffled":
-        order = np.random.default_rng(seed).permutation(adjacency.shape[0])
+        order = permutation(adjacency.shape[0], seed)
         if scipy.sparse.issparse(adjacency):
             return scipy.sparse.csr_matrix(adjacency)[order][:, order].tocsr()
         return np.ascontiguousarray(adjacency[order][:, order])
     return adjacency
+
+
+def permutation(num_labels, seed):
+    """The label order of the `"shuffled"` control: `new[a] = old[order[a]]`."""
+    return np.random.default_rng(seed).permutation(num_labels)
 
 
 def weighted(adjacency, reweight_p):

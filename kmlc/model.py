@@ -1,11 +1,10 @@
 """The multi-label model: a backbone and the paper's heads."""
 
 import keras
-import numpy as np
-import scipy.sparse
 from keras import ops
 
 from kmlc import backbones as backbones_lib
+from kmlc import model_graph
 from kmlc.graph import LabelGraph
 from kmlc.head_training import HeadsModel
 from kmlc.head_training import HeadTraining
@@ -67,6 +66,8 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
             its file).
         thresholds: D floats in [0, 1] or None (0.5 everywhere): per-label
             decision thresholds on the scores (`kmlc.thresholds`).
+        rescoring: a `kmlc.layers.CooccurrenceRescoring` (or its serialized
+            config) applied to the final logits after every head, or None.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
         gcn_propagation="auto",
         gcn_edges=None,
         thresholds=None,
+        rescoring=None,
         **kwargs,
     ):
         num_labels = int(num_labels)
@@ -141,6 +143,9 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
         self.logits_output = keras.layers.Activation(
             "linear", dtype="float32", name="logits"
         )
+        if isinstance(rescoring, dict):  # from a saved config
+            rescoring = keras.saving.deserialize_keras_object(rescoring)
+        self.rescoring = rescoring
 
         # === Functional Model ===
         images = keras.Input(shape=(height, width, 3), name="images")
@@ -189,6 +194,8 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
         logits = list(outputs.values())
         logits = self.head_sum(logits) if len(logits) > 1 else logits[0]
         logits = self.logits_output(logits)
+        if self.rescoring is not None:  # passes the logits through in training
+            logits = self.rescoring(logits)
         outputs = {head: ops.cast(value, "float32") for head, value in outputs.items()}
         outputs["logits"] = logits
         return outputs
@@ -243,12 +250,9 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
         return keras.ops.convert_to_numpy(maps), keras.ops.convert_to_numpy(labels)
 
     def set_graph(self, graph, normalization="symmetric"):
-        """Replaces the GCN's adjacency with a `LabelGraph` or an X' array."""
-        if "gcn" not in self.heads:
-            raise ValueError(f"This model has no 'gcn' head. Heads: {self.heads}")
-        self.label_gcn.set_adjacency(
-            _normalized_adjacency(graph, self.num_labels, normalization)
-        )
+        """Replaces the GCN's adjacency and the re-scoring's statistics with
+        a `LabelGraph`'s (or the adjacency with an X' array)."""
+        model_graph.set_graph(self, graph, normalization)
 
     # === Config ===
 
@@ -272,32 +276,14 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
             "gcn_propagation": gcn.propagation if gcn else "auto",
             "gcn_edges": gcn.num_edges if gcn else None,
             "thresholds": self.threshold_config(),
+            "rescoring": None
+            if self.rescoring is None
+            else keras.saving.serialize_keras_object(self.rescoring),
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _normalized_adjacency(graph, num_labels, normalization):
-    if isinstance(graph, LabelGraph):
-        if graph.num_labels != num_labels:
-            raise ValueError(
-                f"The label graph has {graph.num_labels} labels but "
-                f"num_labels={num_labels}. Count the graph on the same "
-                "label vocabulary as the model."
-            )
-        return graph.normalized(normalization)
-    adjacency = graph
-    if not scipy.sparse.issparse(adjacency):
-        adjacency = np.asarray(graph, dtype=np.float32)
-    if adjacency.shape != (num_labels, num_labels):
-        raise ValueError(
-            f"The label graph has {adjacency.shape[0] if adjacency.ndim else 0} "
-            f"labels but num_labels={num_labels}: an adjacency must be "
-            f"[{num_labels}, {num_labels}]. Received: shape={adjacency.shape}"
-        )
-    return adjacency
 
 
 def build_model(
@@ -314,6 +300,7 @@ def build_model(
     label_names=None,
     preprocessing=None,
     gcn_propagation="auto",
+    rescoring_gamma=0.0,
     name="kmlc",
 ):
     """Builds the multi-label model: images `[B, H, W, 3]` -> logits `[B, D]`.
@@ -340,6 +327,9 @@ def build_model(
         preprocessing: str or None. See `MultiLabelClassifier`.
         gcn_propagation: `"auto"`, `"dense"` or `"sparse"`. See
             `kmlc.layers.LabelGCN`. Defaults to `"auto"`.
+        rescoring_gamma: float >= 0. With a `LabelGraph`, re-score the final
+            logits with its co-occurrence statistics at this strength
+            (`kmlc.layers.CooccurrenceRescoring`). Defaults to 0 (off).
         name: str. The model's name.
 
     Returns:
@@ -364,7 +354,9 @@ def build_model(
                 f"heads={heads} include 'gcn', which needs the label graph: "
                 "pass graph=kmlc.LabelGraph.from_labels(train_labels)."
             )
-        adjacency = _normalized_adjacency(graph, int(num_labels), normalization)
+        adjacency = model_graph.normalized_adjacency(
+            graph, int(num_labels), normalization
+        )
     if isinstance(graph, LabelGraph) and graph.num_labels != int(num_labels):
         raise ValueError(
             f"The label graph has {graph.num_labels} labels but "
@@ -372,6 +364,9 @@ def build_model(
         )
     if label_names is None and isinstance(graph, LabelGraph):
         label_names = graph.label_names
+    rescoring = None
+    if model_graph.checked_gamma(rescoring_gamma) > 0:
+        rescoring = model_graph.rescoring_layer(graph, int(num_labels), rescoring_gamma)
     return MultiLabelClassifier(
         num_labels,
         backbone=backbone,
@@ -385,5 +380,6 @@ def build_model(
         preprocessing=preprocessing,
         backbone_weights=weights,
         gcn_propagation=gcn_propagation,
+        rescoring=rescoring,
         name=name,
     )

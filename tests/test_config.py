@@ -383,3 +383,58 @@ def test_gcn_propagation_reaches_the_built_model(tmp_path, propagation):
     graph = LabelGraph.from_labels(labels, tau=0.3)
     model = build_compiled_model(config, graph, steps_per_epoch=2)
     assert model.label_gcn.propagation == propagation
+
+
+@pytest.mark.parametrize(
+    "value, expected", [("2", 2.0), ("1e-3", 1e-3), ("0", 0.0), ("auto", "auto")]
+)
+def test_rescoring_gamma_is_a_number_or_auto(tmp_path, value, expected):
+    cached = ["model.cache_features=true", "model.freeze_backbone=true"]
+    config = load_config(
+        write(tmp_path, VALID), [f"model.rescoring_gamma={value}", *cached]
+    )
+    assert config.model.rescoring_gamma == expected
+    assert load_config(write(tmp_path, VALID)).model.rescoring_gamma == 0.0
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (
+            "often",
+            r"must be a number >= 0 \(0: off\) or 'auto'. Received: "
+            "model.rescoring_gamma='often'",
+        ),
+        ("-1", "Received: model.rescoring_gamma=-1.0"),
+        (".nan", "Received: model.rescoring_gamma=nan"),
+        ("true", "model.rescoring_gamma must be a number. Received: True"),
+        (
+            "auto",
+            "set model.cache_features: true .* Received: model.cache_features=False",
+        ),
+    ],
+)
+def test_bad_rescoring_gamma_is_named(tmp_path, value, expected):
+    with pytest.raises(ValueError, match=expected):
+        load_config(write(tmp_path, VALID), [f"model.rescoring_gamma={value}"])
+
+
+def test_rescoring_gamma_reaches_the_built_model(tmp_path):
+    from kmlc.graph import LabelGraph
+    from kmlc.training.builders import build_compiled_model
+
+    labels = (np.random.default_rng(0).random((40, 5)) < 0.4).astype(np.uint8)
+    graph = LabelGraph.from_labels(labels, tau=0.3)
+    config = load_config(write(tmp_path, VALID), ["model.rescoring_gamma=1.5"])
+    assert build_compiled_model(config, graph, 2).rescoring.gamma == 1.5
+    # "auto" is added at the end of training, "0" never.
+    for overrides in (
+        [],
+        [
+            "model.rescoring_gamma=auto",
+            "model.cache_features=true",
+            "model.freeze_backbone=true",
+        ],
+    ):
+        config = load_config(write(tmp_path, VALID), overrides)
+        assert build_compiled_model(config, graph, 2).rescoring is None

@@ -15,6 +15,8 @@
                       early stopping; the run's list of callbacks
     progress.py       one line an epoch, skipped images, CPU epoch time
     multiworker.py    the loop for `MultiWorkerMirroredStrategy`
+    rescoring.py      `model.rescoring_gamma: auto`: gamma chosen at the
+                      end on out-of-fold probes of the training split
     results.py        the final model and report; `TrainResult`
 
 A run's output directory:

@@ -141,6 +141,10 @@ def build_compiled_model(config, graph, steps_per_epoch, mixed_precision=None):
             top_k=model_config.top_k,
             normalization=model_config.graph_normalization,
             gcn_propagation=model_config.gcn_propagation,
+            # "auto" is chosen and added at the end (kmlc.training.rescoring).
+            rescoring_gamma=0.0
+            if model_config.rescoring_gamma == "auto"
+            else model_config.rescoring_gamma,
         )
     if model_config.freeze_backbone:
         model.backbone.trainable = False
@@ -202,6 +206,11 @@ def steps_in_epoch(config, num_train):
     return steps
 
 
+def cache_directory(config, output_dir):
+    """The feature cache's folder: `model.cache_dir` or `output_dir/feature_cache`."""
+    return config.model.cache_dir or os.path.join(output_dir, "feature_cache")
+
+
 def cached_datasets(config, model, image_sets, validation_ds, output_dir):
     """Training on cached feature maps (`model.cache_features`).
 
@@ -217,7 +226,7 @@ def cached_datasets(config, model, image_sets, validation_ds, output_dir):
     from kmlc import feature_cache
 
     train_set, validation_set = image_sets
-    directory = config.model.cache_dir or os.path.join(output_dir, "feature_cache")
+    directory = cache_directory(config, output_dir)
     images = keras.Input(shape=(*model.image_size, 3))
     extractor = keras.Model(images, model.backbone(model.preprocessing(images)))
     train_images = data_lib.make_dataset(

@@ -1,11 +1,13 @@
 """The end of a run: the final model, its validation report, a `TrainResult`.
 
-`finish` scores the best model on the validation split, chooses its
-per-label thresholds there (`per_label_thresholds`, `kmlc.thresholds`) and
-writes:
+`finish` adds the co-occurrence re-scoring (`kmlc.training.rescoring`)
+to the best model, scores it on the validation split, chooses its
+per-label thresholds there (`per_label_thresholds`, `kmlc.thresholds`)
+and writes:
 
     model.keras      the final model (the best epoch's, when there is one),
-                     with its thresholds; best.keras gets them too
+                     with its thresholds and re-scoring; best.keras
+                     gets them too when there are thresholds
     metrics.json     the final validation report; per_label_ap.png
 
 The report's CP ... N+ are at the config's `threshold` (0.5); with
@@ -29,6 +31,7 @@ from kmlc.evaluation import write_report
 from kmlc.metrics import sigmoid
 from kmlc.prediction import collect_scores
 from kmlc.training import run_directory
+from kmlc.training.rescoring import finish_rescoring
 
 logger = logging.getLogger("kmlc.train")
 
@@ -68,8 +71,11 @@ def finish(run, history):
     has_best = os.path.exists(best_path)
     if has_best:
         model = keras.saving.load_model(best_path)  # outside any strategy
+    model, rescoring = finish_rescoring(run, model)
     logits, labels = collect_scores(model, run.validation_ds)
     report = validation_report(model, labels, sigmoid(logits), run.config)
+    if rescoring is not None:
+        report["rescoring"] = rescoring
     model_path = os.path.join(run.output_dir, run_directory.FINAL)
     if run.chief:
         kmlc_io.save_model(model, model_path)

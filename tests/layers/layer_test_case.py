@@ -3,9 +3,10 @@
 `run_layer_test` builds a layer from its constructor arguments and checks:
 the config round trip, symbolic and eager calls and `compute_output_shape`
 with the expected output shapes, that gradients reach every trainable
-weight (for a layer without weights: that it has none and that gradients
-reach its inputs), a mixed-precision call, and that a model holding the
-layer gives identical outputs after a `.keras` save and reload.
+weight (for a layer without weights, or with non-trainable ones only: that
+it has none, or none trainable, and that gradients reach its inputs), a
+mixed-precision call, and that a model holding the layer gives identical
+outputs after a `.keras` save and reload.
 """
 
 import os
@@ -28,6 +29,7 @@ def run_layer_test(
     call_kwargs=None,
     zero_gradient_weights=(),
     has_weights=True,
+    trainable=True,
 ):
     """Runs the layer contract.
 
@@ -44,6 +46,10 @@ def run_layer_test(
         has_weights: False for a layer that has no weights by design (such
             as `ImagePreprocessing`): the helper then checks that it has
             none and that the gradient reaches every input instead.
+        trainable: False for a layer whose weights are all non-trainable by
+            design (such as `CooccurrenceRescoring`'s statistics): the
+            helper checks that none is trainable and that the gradient
+            reaches every input instead.
     """
     call_kwargs = call_kwargs or {}
     input_data = tuple(input_data)
@@ -75,13 +81,19 @@ def run_layer_test(
 
     # Gradients reach every trainable weight (or, without weights, the inputs).
     tensors = [tf.convert_to_tensor(x) for x in input_data]
+    watch_inputs = not has_weights or not trainable
     with tf.GradientTape() as tape:
-        if not has_weights:
+        if watch_inputs:
             tape.watch(tensors)
         outputs = _flat(layer(*tensors, **call_kwargs))
         loss = sum(tf.reduce_sum(tf.square(tf.cast(o, "float32"))) for o in outputs)
     if not has_weights:
         assert not layer.weights, f"expected no weights, found {layer.weights}"
+    elif not trainable:
+        assert layer.weights and not layer.trainable_weights, (
+            f"expected non-trainable weights only, found {layer.weights}"
+        )
+    if watch_inputs:
         grads = tape.gradient(loss, tensors)
         for i, grad in enumerate(grads):
             assert grad is not None, f"no gradient reaches input {i}"
