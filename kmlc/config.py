@@ -6,22 +6,7 @@ keys (`model.backbone=efficientnetb0`). An unknown key is an error that
 names the key, the file and the keys that are valid there; a value of the
 wrong type is an error that names the field.
 
-Example YAML:
-
-    data:
-      format: manifest
-      manifest: data/train.json
-      images: data/images
-      vocabulary: data/vocabulary.txt
-    model:
-      preset: full
-      backbone: resnet101
-      image_size: 448
-    optimizer:
-      name: sgd
-      learning_rate: 0.02
-    epochs: 20
-    batch_size: 32
+`training/configs/*.yaml` are complete, commented examples.
 """
 
 import dataclasses
@@ -31,8 +16,10 @@ import typing
 import yaml
 
 from kmlc.config_loading import apply_overrides
+from kmlc.config_loading import check_choice
 from kmlc.config_loading import from_dict
 from kmlc.config_loading import merge
+from kmlc.config_loading import read_config_file
 from kmlc.config_loading import resolve_paths
 
 
@@ -177,23 +164,23 @@ class ModelConfig:
         from kmlc.head_training import resolve_heads
         from kmlc.layers.label_gcn import PROPAGATIONS
 
-        _choice("model.preset", self.preset, tuple(PRESETS))
+        check_choice("model.preset", self.preset, tuple(PRESETS))
         if self.heads:
             try:
                 resolve_heads(self.heads)
             except ValueError as error:
                 raise ValueError(f"model.heads: {error}") from None
-        _choice("model.graph_strategy", self.graph_strategy, GRAPH_STRATEGIES)
+        check_choice("model.graph_strategy", self.graph_strategy, GRAPH_STRATEGIES)
         if self.graph_control is not None:
-            _choice("model.graph_control", self.graph_control, CONTROLS)
-        _choice("model.gcn_propagation", self.gcn_propagation, PROPAGATIONS)
+            check_choice("model.graph_control", self.graph_control, CONTROLS)
+        check_choice("model.gcn_propagation", self.gcn_propagation, PROPAGATIONS)
         if self.cache_features and not self.freeze_backbone:
             raise ValueError(
                 "model.cache_features computes the backbone's features once, "
                 "so the backbone must not train: set model.freeze_backbone: "
                 "true as well."
             )
-        _choice("model.cache_views", self.cache_views, (1, 2))
+        check_choice("model.cache_views", self.cache_views, (1, 2))
         if not self.backbone_lr_multiplier > 0:
             raise ValueError(
                 "model.backbone_lr_multiplier must be positive. Received: "
@@ -202,8 +189,9 @@ class ModelConfig:
         self._check_rescoring()
 
     def _check_rescoring(self):
-        gamma = self.rescoring_gamma
-        if gamma == "auto":
+        from kmlc import rescoring
+
+        if self.rescoring_gamma == "auto":
             if not self.cache_features:
                 raise ValueError(
                     "model.rescoring_gamma: auto chooses gamma on the cached "
@@ -211,12 +199,9 @@ class ModelConfig:
                     "model.freeze_backbone: true), or give a number. Received: "
                     "model.cache_features=False"
                 )
-            return
-        if isinstance(gamma, str) or not (gamma >= 0 and gamma != float("inf")):
-            raise ValueError(
-                "model.rescoring_gamma must be a number >= 0 (0: off) or "
-                f"'auto'. Received: model.rescoring_gamma={gamma!r}"
-            )
+        else:
+            field, allowed = "model.rescoring_gamma", "a number >= 0 (0: off) or 'auto'"
+            rescoring.checked_gamma(self.rescoring_gamma, field, allowed)
 
 
 @dataclasses.dataclass
@@ -336,7 +321,7 @@ class TrainConfig:
         self.optimizer.validate()
         LOSSES.check("loss", self.loss)
         STRATEGIES.check("strategy", self.strategy)
-        _choice("resume", self.resume, RESUME_POLICIES)
+        check_choice("resume", self.resume, RESUME_POLICIES)
         if self.model.cache_features and self.strategy == "multiworker":
             raise ValueError(
                 "model.cache_features is not supported with strategy: "
@@ -375,13 +360,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _choice(field, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"{field} must be one of {choices}. Received: {field}={value!r}"
-        )
-
-
 def load_config(path=None, overrides=()):
     """Reads a YAML config file (or none) and applies overrides.
 
@@ -401,21 +379,7 @@ def load_config(path=None, overrides=()):
     """
     data, where = {}, "--set"
     if path is not None:
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f) or {}
-            except yaml.YAMLError as error:
-                raise ValueError(f"{path}: not valid YAML: {error}") from error
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{path}: the top level must be a mapping of keys to values. "
-                f"Received: {data!r}"
-            )
-        data = resolve_paths(data, os.path.dirname(os.path.abspath(path)))
-        where = path
+        data, where = read_config_file(path), os.fspath(path)
     # Check the overrides on their own first, so that their errors name
     # --set rather than the file.
     overridden = resolve_paths(apply_overrides({}, overrides), os.getcwd())

@@ -16,6 +16,33 @@ import typing
 import yaml
 
 
+def check_choice(field, value, choices):
+    """Raises a ValueError naming `field` unless `value` is in `choices`."""
+    if value not in choices:
+        raise ValueError(
+            f"{field} must be one of {choices}. Received: {field}={value!r}"
+        )
+
+
+def read_config_file(path):
+    """A YAML config file's mapping, its relative paths resolved against the
+    file's directory. Errors name the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path}: the top level must be a mapping of keys to values. "
+            f"Received: {data!r}"
+        )
+    return resolve_paths(data, os.path.dirname(os.path.abspath(path)))
+
+
 def from_dict(data, cls, where="config", prefix=""):
     """Builds a config dataclass from a nested dict, checking keys and types."""
     if data is None:

@@ -24,14 +24,11 @@ labels, and holds only the pairs that co-occur. Past
 of dense arrays, and `save` writes the counts' non-zeros.
 """
 
-import json
-import os
-
 import numpy as np
 import scipy.sparse
 
+from kmlc import graph_file
 from kmlc import graph_rules
-from kmlc import io as kmlc_io
 from kmlc.cooccurrence import _DEFAULT_CHUNK_ROWS
 from kmlc.cooccurrence import DENSE_LABELS_LIMIT
 from kmlc.cooccurrence import CooccurrenceCounter
@@ -328,73 +325,22 @@ class LabelGraph:
             "control_seed": self.control_seed,
         }
 
-    # Saving.
+    # Saving (the file format is `kmlc.graph_file`'s).
 
     def save(self, path):
-        """Writes the counts and parameters to a `.npz` file, atomically.
-
-        The pair counts are stored as `pair_counts` `[D, D]`, or for a
-        sparse graph as the CSR parts `pair_counts_data`,
-        `pair_counts_indices` and `pair_counts_indptr`.
-        """
-        path = os.fspath(path)
-        if self.sparse:
-            counts = {
-                "pair_counts_data": self.pair_counts.data,
-                "pair_counts_indices": self.pair_counts.indices,
-                "pair_counts_indptr": self.pair_counts.indptr,
-            }
-        else:
-            counts = {"pair_counts": self.pair_counts}
-        with kmlc_io.atomic_path(path, suffix=".npz") as temp:
-            np.savez_compressed(
-                temp,
-                **counts,
-                label_counts=self.label_counts,
-                num_samples=np.int64(self.num_samples),
-                params=np.array(json.dumps(self._params())),
-            )
-        return path
+        """Writes the counts and parameters to a `.npz` file, atomically."""
+        return graph_file.write(
+            path, self.pair_counts, self.label_counts, self.num_samples, self._params()
+        )
 
     @classmethod
     def load(cls, path, sparse=None):
         """Reads a graph written by `save` (either form of the counts);
         `sparse` as in the constructor."""
+        pair_counts, label_counts, num_samples, params = graph_file.read(path)
         try:
-            data = np.load(os.fspath(path), allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                f"Could not read a label graph from {path}: {error}"
-            ) from error
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            # A plain .npy array: np.load returns it, not an archive.
-            raise ValueError(
-                f"Could not read a label graph from {path}: not an .npz "
-                f"archive written by LabelGraph.save. Received: {type(data)}"
-            )
-        try:
-            with data:
-                params = json.loads(str(data["params"]))
-                label_counts = data["label_counts"]
-                if "pair_counts" in data:
-                    pair_counts = data["pair_counts"]
-                else:
-                    pair_counts = scipy.sparse.csr_matrix(
-                        (
-                            data["pair_counts_data"],
-                            data["pair_counts_indices"],
-                            data["pair_counts_indptr"],
-                        ),
-                        shape=(len(label_counts), len(label_counts)),
-                    )
-                return cls(
-                    pair_counts,
-                    label_counts,
-                    int(data["num_samples"]),
-                    sparse=sparse,
-                    **params,
-                )
-        except (KeyError, TypeError, ValueError) as error:
+            return cls(pair_counts, label_counts, num_samples, sparse=sparse, **params)
+        except (TypeError, ValueError) as error:
             raise ValueError(
                 f"Could not read a label graph from {path}: {error}"
             ) from error

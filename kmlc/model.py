@@ -5,6 +5,7 @@ from keras import ops
 
 from kmlc import backbones as backbones_lib
 from kmlc import model_graph
+from kmlc import rescoring as rescoring_lib
 from kmlc.graph import LabelGraph
 from kmlc.head_training import HeadsModel
 from kmlc.head_training import HeadTraining
@@ -365,7 +366,7 @@ def build_model(
     if label_names is None and isinstance(graph, LabelGraph):
         label_names = graph.label_names
     rescoring = None
-    if model_graph.checked_gamma(rescoring_gamma) > 0:
+    if rescoring_lib.checked_gamma(rescoring_gamma) > 0:
         rescoring = model_graph.rescoring_layer(graph, int(num_labels), rescoring_gamma)
     return MultiLabelClassifier(
         num_labels,

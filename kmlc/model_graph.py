@@ -36,21 +36,6 @@ def normalized_adjacency(graph, num_labels, normalization):
     return adjacency
 
 
-def checked_gamma(gamma):
-    """`rescoring_gamma` as a float >= 0 (0: no re-scoring)."""
-    try:
-        value = float(gamma)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(
-            "rescoring_gamma must be a number >= 0 (0: no re-scoring; the "
-            "training config's 'auto' is resolved by kmlc.train). Received: "
-            f"rescoring_gamma={gamma!r}"
-        )
-    return value
-
-
 def rescoring_layer(graph, num_labels, gamma):
     """The `CooccurrenceRescoring` layer of a graph (float32, named `rescoring`)."""
     if not isinstance(graph, LabelGraph):
@@ -62,7 +47,7 @@ def rescoring_layer(graph, num_labels, gamma):
     _check_size(graph, num_labels)
     return CooccurrenceRescoring(
         *rescoring_lib.statistics(graph),
-        gamma=checked_gamma(gamma),
+        gamma=rescoring_lib.checked_gamma(gamma),
         dtype="float32",
         name="rescoring",
     )

@@ -26,6 +26,22 @@ GAMMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 EPSILON = 1e-3
 
 
+def checked_gamma(
+    gamma,
+    field="rescoring_gamma",
+    allowed="a number >= 0 (0: off; a training config's 'auto' is resolved "
+    "by kmlc.train)",
+):
+    """`gamma` as a float >= 0 (0: no re-scoring); errors name `field`."""
+    try:
+        value = float(gamma)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(gamma, bool) or not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{field} must be {allowed}. Received: {field}={gamma!r}")
+    return value
+
+
 def statistics(graph):
     """`(TG [D, D], P(j) [D])` of a `LabelGraph`, float32, control applied.
 
