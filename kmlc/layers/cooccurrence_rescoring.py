@@ -7,8 +7,8 @@ from keras import ops
 
 from kmlc.layers.label_gcn import PROPAGATIONS
 from kmlc.layers.label_gcn import _as_coo
-from kmlc.layers.label_gcn import _choose
 from kmlc.layers.label_gcn import _gather_sum
+from kmlc.layers.label_gcn import resolve_propagation
 
 # Keeps the normaliser of q away from 0 when every sigmoid underflows.
 _MIN_TOTAL = 1e-30
@@ -100,23 +100,13 @@ class CooccurrenceRescoring(keras.layers.Layer):
             )
         self.gamma = gamma
         self.epsilon = epsilon
-        self._initial = None
+        self._initial, transposed = None, None
         if conditional is not None:
             transposed = _as_coo(_transpose(conditional))  # q^T = TG^T p^T
             self._initial = (transposed, np.asarray(prior, np.float32))
-            if propagation == "auto":
-                propagation = _choose(transposed.shape[0], transposed.nnz)
-            if propagation == "sparse" and num_edges is None:
-                num_edges = transposed.nnz + 1
-        elif propagation == "auto":
-            propagation = "dense" if num_edges is None else "sparse"
-        if propagation == "sparse" and (num_edges is None or int(num_edges) < 1):
-            raise ValueError(
-                "propagation='sparse' without statistics needs num_edges (the "
-                f"edge list's length). Received: num_edges={num_edges}"
-            )
-        self.propagation = propagation
-        self.num_edges = int(num_edges) if propagation == "sparse" else None
+        self.propagation, self.num_edges = resolve_propagation(
+            transposed, propagation, num_edges, "statistics"
+        )
 
     # === Layers ===
 

@@ -106,20 +106,9 @@ class LabelGCN(keras.layers.Layer):
         self._initial_adjacency = None
         if adjacency is not None:
             self._initial_adjacency = _as_coo(adjacency)
-            nnz = self._initial_adjacency.nnz
-            if propagation == "auto":
-                propagation = _choose(self._initial_adjacency.shape[0], nnz)
-            if propagation == "sparse":
-                num_edges = nnz + 1 if num_edges is None else int(num_edges)
-        elif propagation == "auto":
-            propagation = "dense" if num_edges is None else "sparse"
-        if propagation == "sparse" and (num_edges is None or int(num_edges) < 1):
-            raise ValueError(
-                "propagation='sparse' without an adjacency needs num_edges "
-                f"(the edge list's length). Received: num_edges={num_edges}"
-            )
-        self.propagation = propagation
-        self.num_edges = int(num_edges) if propagation == "sparse" else None
+        self.propagation, self.num_edges = resolve_propagation(
+            self._initial_adjacency, propagation, num_edges, "an adjacency"
+        )
 
     def _layer_units(self, input_dim):
         if isinstance(self.units, list):
@@ -321,6 +310,36 @@ def _gather_sum(x, segment_ids, indices, weights, num_segments):
         # TensorFlow's sorted kernel takes no num_segments.
         return ops.segment_sum(messages, segment_ids, sorted=True)
     return ops.segment_sum(messages, segment_ids, num_segments, sorted=True)
+
+
+def resolve_propagation(matrix, propagation, num_edges, what):
+    """The form a `[D, D]` matrix is propagated in, and its edge list's length.
+
+    Args:
+        matrix: the matrix as a COO matrix (`_as_coo`), or None before its
+            weights are loaded.
+        propagation: `"auto"`, `"dense"` or `"sparse"`; `"auto"` follows
+            `_choose` for a matrix, else `"sparse"` if `num_edges` is given.
+        num_edges: int or None. The edge list's length; by default the
+            matrix's non-zeros plus one zero-weight pad.
+        what: the matrix's name in the error for `"sparse"` without either.
+
+    Returns:
+        `(propagation, num_edges)`, `num_edges` None for `"dense"`.
+    """
+    if matrix is not None:
+        if propagation == "auto":
+            propagation = _choose(matrix.shape[0], matrix.nnz)
+        if propagation == "sparse" and num_edges is None:
+            num_edges = matrix.nnz + 1
+    elif propagation == "auto":
+        propagation = "dense" if num_edges is None else "sparse"
+    if propagation == "sparse" and (num_edges is None or int(num_edges) < 1):
+        raise ValueError(
+            f"propagation='sparse' without {what} needs num_edges (the edge "
+            f"list's length). Received: num_edges={num_edges}"
+        )
+    return propagation, (int(num_edges) if propagation == "sparse" else None)
 
 
 def _choose(num_labels, nnz):
