@@ -171,7 +171,8 @@ def test_the_shipped_configs_load(monkeypatch):
     assert (cpu.model.backbone, cpu.model.weights) == ("efficientnet_lite0", "imagenet")
     assert cpu.model.freeze_backbone and cpu.model.cache_features
     # The research's choice for the paper's heads (quality_research.md).
-    assert (cpu.optimizer.learning_rate, cpu.epochs, cpu.model.node_dim) == (3e-3, 6, 20)
+    assert cpu.optimizer.learning_rate == 3e-3
+    assert (cpu.epochs, cpu.model.node_dim) == (6, 20)
     assert configs["voc2007"].data.tfds_validation_split == "test"
 
 
