@@ -132,7 +132,8 @@ class ModelConfig:
             `cache_features`, chosen at the end of training from
             `kmlc.rescoring.GAMMAS` by the mAP of out-of-fold logits of
             linear probes on the cached *training* features
-            (`kmlc.training.rescoring`), recorded in metrics.json.
+            (`kmlc.training.rescoring`), recorded in metrics.json; the
+            probes match the `baseline` preset (other heads: a warning).
     """
 
     preset: str = "full"

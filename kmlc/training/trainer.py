@@ -18,6 +18,7 @@ from kmlc.training import multiworker
 from kmlc.training.backup import MAIN
 from kmlc.training.builders import build_run
 from kmlc.training.callbacks import make_callbacks
+from kmlc.training.rescoring import warn_about_probes
 from kmlc.training.results import finish
 from kmlc.training.strategies import is_multiworker
 
@@ -32,6 +33,7 @@ def train(config):
     """
     config.validate()
     run = build_run(config)
+    warn_about_probes(run)
     if is_multiworker(run.strategy):
         return multiworker.fit(run)
     return fit(run)

@@ -3,8 +3,11 @@ chosen at the end on out-of-fold logits of the training split and added to
 the final model, and both are recorded in metrics.json."""
 
 import json
+import logging
+import types
 
 import numpy as np
+import pytest
 
 import kmlc
 from kmlc import data as data_lib
@@ -82,3 +85,25 @@ def test_a_fixed_gamma_is_built_in_and_recorded(scenes_dir, tmp_path):
     assert metrics["rescoring"] == {"gamma": 2.0, "chosen_by": "model.rescoring_gamma"}
     final = kmlc.load_model(str(tmp_path / "run" / "model.keras"))
     assert final.rescoring.gamma == 2.0
+
+
+@pytest.mark.parametrize(
+    "heads, gamma, warned",
+    [
+        (("cls",), "auto", False),
+        (("cls", "gcn", "fusion", "attention"), "auto", True),
+        (("cls", "gcn"), 1.0, False),
+    ],
+)
+def test_auto_warns_when_its_probes_are_not_the_runs_heads(
+    heads, gamma, warned, caplog
+):
+    run = types.SimpleNamespace(
+        model=types.SimpleNamespace(heads=heads),
+        config=types.SimpleNamespace(
+            model=types.SimpleNamespace(rescoring_gamma=gamma)
+        ),
+    )
+    with caplog.at_level(logging.WARNING, logger="kmlc.train"):
+        training_rescoring.warn_about_probes(run)
+    assert ("took 1.44 from full" in caplog.text) == warned
