@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import warnings
 
 # The modules that register kmlc's serialisable classes: the model and its
 # layers, and the loss, metric and optimizer that a compiled model restores.
@@ -11,6 +12,14 @@ REGISTERING_MODULES = (
     "kmlc.metrics",
     "kmlc.model",
     "kmlc.backbone_rate",
+)
+
+# Keras' warning when a saved optimizer holds its step counter alone: it
+# never took a step (a run that trained the heads model on cached
+# features), so there is no state to restore and nothing is lost.
+_UNBUILT_OPTIMIZER = (
+    r"Skipping variable loading for optimizer .* whereas the saved optimizer "
+    r"has 1 variables"
 )
 
 
@@ -43,7 +52,9 @@ def load_model(path, compile=True):
 
     register_serializables()
     try:
-        model = keras.saving.load_model(path, compile=compile)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_UNBUILT_OPTIMIZER)
+            model = keras.saving.load_model(path, compile=compile)
     except Exception as error:
         raise ValueError(f"Could not load a model from {path}: {error}") from error
     if not hasattr(model, "label_names"):

@@ -19,11 +19,9 @@ chosen on the other half of the validation images (the honest figure).
 import dataclasses
 import logging
 import os
-import warnings
-
-import keras
 
 from kmlc import io as kmlc_io
+from kmlc import saving
 from kmlc import thresholds as thresholds_lib
 from kmlc.evaluation import decision_summary
 from kmlc.evaluation import report as threshold_report
@@ -71,13 +69,7 @@ def finish(run, history):
     best_path = os.path.join(run.output_dir, run_directory.BEST)
     has_best = os.path.exists(best_path)
     if has_best:
-        with warnings.catch_warnings():
-            # With cached features the heads model trained, so the saved
-            # model's own optimizer was never built: nothing is lost.
-            warnings.filterwarnings(
-                "ignore", message="Skipping variable loading for optimizer"
-            )
-            model = keras.saving.load_model(best_path)  # outside any strategy
+        model = saving.load_model(best_path)  # outside any strategy
     model, rescoring = finish_rescoring(run, model)
     logits, labels = collect_scores(model, run.validation_ds)
     report = validation_report(model, labels, sigmoid(logits), run.config)
