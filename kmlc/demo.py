@@ -89,6 +89,7 @@ def demo_config(options, data_dir, preset, output_dir):
         output_dir=output_dir,
         tensorboard=False,
         seed=options.seed,
+        deterministic=True,  # the same seed prints the same comparison
         verbose=2,
         overwrite=True,  # a demo run again is run again
     ).validate()

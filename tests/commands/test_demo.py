@@ -106,3 +106,18 @@ def test_table_shows_each_preset_side_by_side():
     assert lines[0].split() == ["baseline", "full"]
     assert lines[1].split() == ["mAP", "0.500", "0.750"]
     assert lines[-1].split()[-2:] == ["7", "9"]
+
+
+def test_the_same_seed_prints_the_same_comparison(tmp_path):
+    # The demo's input pipeline is deterministic (shuffling, augmentation):
+    # a seed gives the same figures each run, so two runs can be compared.
+    from kmlc.demo import DemoOptions
+    from kmlc.demo import run_demo
+
+    options = DemoOptions(
+        num_images=120, image_size=32, epochs=2, presets=("baseline",), seed=3
+    )
+    first = run_demo(tmp_path / "first", options)
+    second = run_demo(tmp_path / "second", options)
+    assert first["baseline"]["mAP"] == second["baseline"]["mAP"]
+    assert first == second
