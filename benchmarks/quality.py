@@ -85,8 +85,10 @@ VARIANTS = {
 TUNED = {"baseline": (1e-2, 12), "gcn": (1e-2, 4), "full": (3e-3, 6)}
 
 BUDGETS = {
-    "quick": {"seeds": [0], "epochs": 12, "views": 1},
-    "full": {"seeds": [0, 1, 2], "epochs": 25, "views": 2},
+    "quick": {"seeds": [0], "epochs": 12, "views": 1, "fine_tune_epochs": 0},
+    # With a fine-tuning stage: the backbone unfrozen (batch norms frozen) at
+    # 0.1 times the heads' learning rate, on the images (`fine_tune_epochs`).
+    "full": {"seeds": [0, 1, 2], "epochs": 25, "views": 2, "fine_tune_epochs": 3},
 }
 
 METRICS = ("mAP", "CP", "CR", "CF1", "N+", "OP", "OR", "OF1")
@@ -119,6 +121,7 @@ def common_settings(args, budget):
         "optimizer.warmup_epochs": 1,
         "loss": args.loss,
         "epochs": budget["epochs"],
+        "fine_tune_epochs": budget["fine_tune_epochs"],
         "batch_size": 32,
         "tensorboard": False,
         "overwrite": True,
@@ -293,6 +296,11 @@ def main():
     parser.add_argument("--epochs", type=int, help="override the budget's epochs")
     parser.add_argument("--seeds", help="override the budget's seeds, e.g. 0,1,2")
     parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        help="override the budget's fine-tuning epochs (0: frozen throughout)",
+    )
+    parser.add_argument(
         "--tuned",
         action="store_true",
         help="each preset's own learning rate and epochs (TUNED)",
@@ -318,6 +326,8 @@ def main():
         budget["epochs"] = args.epochs
     if args.seeds:
         budget["seeds"] = [int(s) for s in args.seeds.split(",")]
+    if args.fine_tune_epochs is not None:
+        budget["fine_tune_epochs"] = args.fine_tune_epochs
     logging.basicConfig(level=logging.WARNING)
 
     import kmlc
