@@ -135,6 +135,11 @@ class BackboneRateOptimizer(keras.optimizers.Optimizer):
         return cls(**config)
 
 
+# How much of a backbone trains (`backbone_trainability`): a saved model
+# records it, because a named backbone is rebuilt, all trainable, on load.
+TRAINABILITIES = (True, False, "except_batch_norms")
+
+
 def unfreeze_backbone(model):
     """Makes `model.backbone` trainable but for its batch norms.
 
@@ -144,7 +149,36 @@ def unfreeze_backbone(model):
     the new data (the fine-tuning advice of Keras' transfer-learning
     guide); their scale and offset stay as they are.
     """
-    model.backbone.trainable = True
-    for layer in all_layers(model.backbone):
-        if isinstance(layer, keras.layers.BatchNormalization):
+    set_backbone_trainability(model.backbone, "except_batch_norms")
+
+
+def _batch_norms(backbone):
+    return [
+        layer
+        for layer in all_layers(backbone)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def backbone_trainability(backbone):
+    """`False` (frozen), `"except_batch_norms"` (`unfreeze_backbone`'s
+    state: trainable, its batch norms frozen) or `True`."""
+    if not backbone.trainable:
+        return False
+    norms = _batch_norms(backbone)
+    if norms and not any(layer.trainable for layer in norms):
+        return "except_batch_norms"
+    return True
+
+
+def set_backbone_trainability(backbone, trainability):
+    """Sets what `backbone_trainability` reads; one of `TRAINABILITIES`."""
+    if trainability not in TRAINABILITIES:
+        raise ValueError(
+            f"backbone_trainable must be one of {TRAINABILITIES}. "
+            f"Received: backbone_trainable={trainability!r}"
+        )
+    backbone.trainable = bool(trainability)
+    if trainability == "except_batch_norms":
+        for layer in _batch_norms(backbone):
             layer.trainable = False

@@ -257,6 +257,8 @@ class TrainConfig:
             this many more on the images with the backbone unfrozen but its
             batch norms (`kmlc.training.fine_tuning`): a fresh optimizer and
             schedule, the backbone at `model.backbone_lr_multiplier` times.
+        fine_tune_learning_rate: the heads' peak learning rate while
+            fine-tuning (null: `optimizer.learning_rate`).
         steps_per_epoch: cap the steps of an epoch (null: the whole set).
         mixed_precision: train with the `mixed_float16` policy.
         jit_compile: compile the training step with XLA.
@@ -294,6 +296,7 @@ class TrainConfig:
     aux_loss_weight: float = 1.0
     epochs: int = 20
     fine_tune_epochs: int = 0
+    fine_tune_learning_rate: typing.Optional[float] = None
     batch_size: int = 32
     steps_per_epoch: typing.Optional[int] = None
     mixed_precision: bool = False
@@ -340,22 +343,10 @@ class TrainConfig:
                     f"{name} must be at least {least}. Received: {getattr(self, name)}"
                 )
         if self.fine_tune_epochs:
-            self._check_fine_tuning()
-        return self
+            from kmlc.training.fine_tuning import check_config
 
-    def _check_fine_tuning(self):
-        if not self.model.freeze_backbone:
-            raise ValueError(
-                "fine_tune_epochs continue a run whose backbone was frozen for "
-                "its first epochs: set model.freeze_backbone: true as well. "
-                f"Received: fine_tune_epochs={self.fine_tune_epochs}, "
-                "model.freeze_backbone=False"
-            )
-        if self.strategy == "multiworker":
-            raise ValueError(
-                "fine_tune_epochs is not supported with strategy: multiworker. "
-                f"Received: fine_tune_epochs={self.fine_tune_epochs}"
-            )
+            check_config(self)
+        return self
 
     def to_dict(self):
         return dataclasses.asdict(self)

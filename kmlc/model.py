@@ -6,6 +6,8 @@ from keras import ops
 from kmlc import backbones as backbones_lib
 from kmlc import model_graph
 from kmlc import rescoring as rescoring_lib
+from kmlc.backbone_rate import backbone_trainability
+from kmlc.backbone_rate import set_backbone_trainability
 from kmlc.graph import LabelGraph
 from kmlc.head_training import HeadsModel
 from kmlc.head_training import HeadTraining
@@ -69,6 +71,10 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
             decision thresholds on the scores (`kmlc.thresholds`).
         rescoring: a `kmlc.layers.CooccurrenceRescoring` (or its serialized
             config) applied to the final logits after every head, or None.
+        backbone_trainable: `True`, `False` (frozen) or
+            `"except_batch_norms"` (fine-tuning, `kmlc.backbone_rate`); the
+            config records the backbone's state, so a reloaded model trains
+            what the saved one did. Defaults to True.
     """
 
     def __init__(
@@ -88,6 +94,7 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
         gcn_edges=None,
         thresholds=None,
         rescoring=None,
+        backbone_trainable=True,
         **kwargs,
     ):
         num_labels = int(num_labels)
@@ -158,6 +165,7 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
             )
         outputs = self._head_outputs(feature_map, heads)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
+        set_backbone_trainability(self.backbone, backbone_trainable)
 
         # === Config ===
         self.num_labels = num_labels
@@ -267,6 +275,7 @@ class MultiLabelClassifier(HeadTraining, ThresholdsMixin, keras.Model):
             "trainable": self.trainable,
             "num_labels": self.num_labels,
             "backbone": backbone,
+            "backbone_trainable": backbone_trainability(self.backbone),
             "image_size": list(self.image_size),
             "heads": list(self.heads),
             "gcn_layers": self.gcn_layers,

@@ -9,7 +9,8 @@ numbered after the first stage's (`epochs ... epochs + fine_tune_epochs -
 1`): the history, the best checkpoint (whose threshold is the best
 `val_mAP` of either stage) and the backup carry on. A fresh optimizer, the
 configured one with its warm-up and schedule over the fine-tuning epochs,
-trains the heads at `optimizer.learning_rate` and the backbone at
+trains the heads at `fine_tune_learning_rate` (by default
+`optimizer.learning_rate`) and the backbone at
 `model.backbone_lr_multiplier` times it (`BackboneRateOptimizer`, ML-GCN's
 0.1). Early stopping counts anew in this stage.
 
@@ -39,17 +40,50 @@ from kmlc.training.optimizers import make_optimizer
 logger = logging.getLogger("kmlc.train")
 
 
-def fine_tune_optimizer(config, steps_per_epoch):
-    """The heads' optimizer and the backbone's, slower, over the stage."""
-    epochs = config.fine_tune_epochs
-    multiplier = config.model.backbone_lr_multiplier
-    backbone = dataclasses.replace(
-        config.optimizer,
-        learning_rate=config.optimizer.learning_rate * multiplier,
-        min_learning_rate=config.optimizer.min_learning_rate * multiplier,
+def check_config(config):
+    """Raises `ValueError` for a `TrainConfig` whose fine-tuning cannot run."""
+    if not config.model.freeze_backbone:
+        raise ValueError(
+            "fine_tune_epochs continue a run whose backbone was frozen for "
+            "its first epochs: set model.freeze_backbone: true as well. "
+            f"Received: fine_tune_epochs={config.fine_tune_epochs}, "
+            "model.freeze_backbone=False"
+        )
+    if config.strategy == "multiworker":
+        raise ValueError(
+            "fine_tune_epochs is not supported with strategy: multiworker. "
+            f"Received: fine_tune_epochs={config.fine_tune_epochs}"
+        )
+    rate = config.fine_tune_learning_rate
+    if rate is not None and not rate > 0:
+        raise ValueError(
+            "fine_tune_learning_rate must be positive (or null for "
+            f"optimizer.learning_rate). Received: fine_tune_learning_rate={rate}"
+        )
+
+
+def _scaled(optimizer_config, factor):
+    return dataclasses.replace(
+        optimizer_config,
+        learning_rate=optimizer_config.learning_rate * factor,
+        min_learning_rate=optimizer_config.min_learning_rate * factor,
     )
+
+
+def fine_tune_optimizer(config, steps_per_epoch):
+    """The heads' optimizer and the backbone's, slower, over the stage.
+
+    The heads peak at `fine_tune_learning_rate` (else the first stage's
+    rate), the backbone at `model.backbone_lr_multiplier` times that; the
+    end of the cosine scales alike.
+    """
+    epochs = config.fine_tune_epochs
+    heads = config.optimizer
+    if config.fine_tune_learning_rate is not None:
+        heads = _scaled(heads, config.fine_tune_learning_rate / heads.learning_rate)
+    backbone = _scaled(heads, config.model.backbone_lr_multiplier)
     return BackboneRateOptimizer(
-        make_optimizer(config.optimizer, steps_per_epoch, epochs),
+        make_optimizer(heads, steps_per_epoch, epochs),
         make_optimizer(backbone, steps_per_epoch, epochs),
     )
 
@@ -111,12 +145,13 @@ def fit(run, verbose):
     callbacks = make_callbacks(run, epoch_log=verbose == 0, stage=stage)
     logger.info(
         "fine-tuning %s with its backbone unfrozen (batch norms frozen) for "
-        "epochs %d-%d of %d steps; the backbone's learning rate is %g times "
-        "the heads'",
+        "epochs %d-%d of %d steps; the heads' learning rate is %g, the "
+        "backbone's %g times it",
         run.model.name,
         first + 1,
         end,
         run.fine_tune_steps,
+        config.fine_tune_learning_rate or config.optimizer.learning_rate,
         config.model.backbone_lr_multiplier,
     )
     history = run.model.fit(

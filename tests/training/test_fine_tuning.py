@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 import kmlc
 from kmlc import data as data_lib
 from kmlc.backbone_rate import BackboneRateOptimizer
+from kmlc.backbone_rate import backbone_trainability
+from kmlc.backbone_rate import set_backbone_trainability
 from kmlc.backbone_rate import unfreeze_backbone
 from kmlc.config import DataConfig
 from kmlc.config import ModelConfig
@@ -28,7 +31,7 @@ from kmlc.training.fine_tuning import ready_for_fine_tuning
 from tests import model_fixtures as fx
 
 
-def fine_tune_config(name, multiplier, learning_rate):
+def fine_tune_config(name, multiplier, learning_rate, fine_tune_learning_rate=None):
     """A config whose fine-tuning optimizer has a constant learning rate."""
     return TrainConfig(
         data=DataConfig(manifest="m", images="i", vocabulary="v"),
@@ -41,14 +44,15 @@ def fine_tune_config(name, multiplier, learning_rate):
             weight_decay=1e-2,
         ),
         fine_tune_epochs=1,
+        fine_tune_learning_rate=fine_tune_learning_rate,
     )
 
 
-def one_step(multiplier, name, learning_rate):
+def one_step(multiplier, name, learning_rate, fine_tune_learning_rate=None):
     """Backbone and head weights before and after one fine-tuning step."""
     model = fx.tiny_model("full", seed=0)
     model.backbone.trainable = False
-    config = fine_tune_config(name, multiplier, learning_rate)
+    config = fine_tune_config(name, multiplier, learning_rate, fine_tune_learning_rate)
     ready_for_fine_tuning(model, config, steps_per_epoch=1)
     assert isinstance(model.optimizer, BackboneRateOptimizer)
     backbone = list(model.backbone.trainable_variables)
@@ -307,6 +311,21 @@ def test_a_fine_tuning_backup_needs_fine_tune_epochs(scenes_dir, tmp_path, monke
         kmlc.train(config)
 
 
+def test_fine_tune_learning_rate_sets_the_heads_and_the_backbone_alike():
+    """SGD, one step: with fine_tune_learning_rate 0.05 instead of the first
+    stage's 0.5, every weight, head or backbone, moves 0.1 times as far
+    (those with a gradient: a zero-initialised block stops some at step 1)."""
+    (b0, h0), (b1, h1) = one_step(0.1, "sgd", 0.5)
+    (c0, g0), (c1, g1) = one_step(0.1, "sgd", 0.5, fine_tune_learning_rate=0.05)
+    pairs = list(zip(b0 + h0, b1 + h1, c0 + g0, c1 + g1, strict=True))
+    moving = [np.abs(fast - start).max() > 1e-5 for start, fast, _, _ in pairs]
+    assert all(moving[: len(b0)]) and sum(moving) > len(b0) + 4
+    for start, fast, start_slow, slow in pairs:
+        np.testing.assert_array_equal(start, start_slow)
+        moved = fast - start
+        np.testing.assert_allclose(slow - start, 0.1 * moved, rtol=2e-3, atol=1e-7)
+
+
 def test_config_errors(tmp_path):
     data = [
         f"data.manifest={tmp_path}/m.json",
@@ -322,6 +341,44 @@ def test_config_errors(tmp_path):
         load_config(None, frozen + ["fine_tune_epochs=-1"])
     with pytest.raises(ValueError, match="backbone_lr_multiplier=0.0"):
         load_config(None, frozen + ["model.backbone_lr_multiplier=0"])
+    with pytest.raises(ValueError, match="fine_tune_learning_rate=0.0"):
+        load_config(None, frozen + ["fine_tune_epochs=2", "fine_tune_learning_rate=0"])
     with pytest.raises(ValueError, match="threshold_min_positives must be at least 1"):
         load_config(None, data + ["threshold_min_positives=0"])
     assert load_config(None, frozen + ["fine_tune_epochs=2"]).fine_tune_epochs == 2
+
+
+@pytest.mark.parametrize("state", [False, "except_batch_norms", True])
+def test_a_reloaded_named_backbone_trains_what_the_saved_one_did(state, tmp_path):
+    """A named backbone is rebuilt from its name on load: before, a frozen or
+    fine-tuning backbone came back all trainable, batch norms included."""
+    model = kmlc.build_model(
+        4, fx.tiny_graph(4), backbone="mobilenetv3small", image_size=32
+    )
+    set_backbone_trainability(model.backbone, state)
+    names = sorted(v.path for v in model.trainable_variables)
+    assert len(names) < len(model.variables)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = kmlc.load_model(path, compile=False)
+    assert backbone_trainability(loaded.backbone) == state
+    assert sorted(v.path for v in loaded.trainable_variables) == names
+
+
+def test_a_fine_tuned_model_reloads_with_its_optimizer_state(tmp_path):
+    model = kmlc.build_model(
+        4, fx.tiny_graph(4), backbone="mobilenetv3small", image_size=32
+    )
+    model.backbone.trainable = False
+    ready_for_fine_tuning(model, fine_tune_config("adamw", 0.1, 1e-3), 1)
+    model.train_on_batch(fx.images(4, size=32), fx.label_matrix(4, num_labels=4))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading ..."
+        loaded = kmlc.load_model(path)
+    saved = [np.asarray(v) for v in model.optimizer.variables]
+    restored = [np.asarray(v) for v in loaded.optimizer.variables]
+    assert len(saved) == len(restored) > 100
+    for before, after in zip(saved, restored, strict=True):
+        np.testing.assert_array_equal(before, after)
