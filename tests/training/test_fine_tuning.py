@@ -352,9 +352,7 @@ def test_config_errors(tmp_path):
 def test_a_reloaded_named_backbone_trains_what_the_saved_one_did(state, tmp_path):
     """A named backbone is rebuilt from its name on load: before, a frozen or
     fine-tuning backbone came back all trainable, batch norms included."""
-    model = kmlc.build_model(
-        4, fx.tiny_graph(4), backbone="mobilenetv3small", image_size=32
-    )
+    model = kmlc.build_model(4, fx.tiny_graph(4), backbone="smallcnn", image_size=32)
     set_backbone_trainability(model.backbone, state)
     names = sorted(v.path for v in model.trainable_variables)
     assert len(names) < len(model.variables)
@@ -366,9 +364,7 @@ def test_a_reloaded_named_backbone_trains_what_the_saved_one_did(state, tmp_path
 
 
 def test_a_fine_tuned_model_reloads_with_its_optimizer_state(tmp_path):
-    model = kmlc.build_model(
-        4, fx.tiny_graph(4), backbone="mobilenetv3small", image_size=32
-    )
+    model = kmlc.build_model(4, fx.tiny_graph(4), backbone="smallcnn", image_size=32)
     model.backbone.trainable = False
     ready_for_fine_tuning(model, fine_tune_config("adamw", 0.1, 1e-3), 1)
     model.train_on_batch(fx.images(4, size=32), fx.label_matrix(4, num_labels=4))
@@ -379,6 +375,6 @@ def test_a_fine_tuned_model_reloads_with_its_optimizer_state(tmp_path):
         loaded = kmlc.load_model(path)
     saved = [np.asarray(v) for v in model.optimizer.variables]
     restored = [np.asarray(v) for v in loaded.optimizer.variables]
-    assert len(saved) == len(restored) > 100
+    assert len(saved) == len(restored) > 20
     for before, after in zip(saved, restored, strict=True):
         np.testing.assert_array_equal(before, after)
