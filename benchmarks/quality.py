@@ -175,21 +175,20 @@ def scores(model_path, manifest, images, vocabulary, image_size):
 def _report(model, dataset):
     from kmlc.evaluation import collect_scores
     from kmlc.evaluation import sigmoid
-    from kmlc.metrics import multilabel_report
 
     logits, labels = collect_scores(model, dataset)
-    probabilities = sigmoid(logits)
+    return protocol_metrics(labels, sigmoid(logits))
+
+
+def protocol_metrics(labels, probabilities):
+    """The top-5 protocol's metrics (Corel-5k's), and CF1/OF1 at 0.5."""
+    from kmlc.metrics import multilabel_report
+
     top5 = multilabel_report(labels, probabilities, top_k=5)
     fixed = multilabel_report(labels, probabilities, threshold=0.5)
     return {
-        "mAP": float(top5["mAP"]),
-        "CP": float(top5["CP"]),
-        "CR": float(top5["CR"]),
-        "CF1": float(top5["CF1"]),
+        **{name: float(top5[name]) for name in METRICS},
         "N+": int(top5["N+"]),
-        "OP": float(top5["OP"]),
-        "OR": float(top5["OR"]),
-        "OF1": float(top5["OF1"]),
         "CF1@0.5": float(fixed["CF1"]),
         "OF1@0.5": float(fixed["OF1"]),
         "num_images": int(len(labels)),

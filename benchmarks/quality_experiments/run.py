@@ -116,18 +116,11 @@ def optimizer(lr, wd, warmup, steps, epochs):
 
 
 def report(labels, logits):
-    from kmlc.metrics import multilabel_report
+    """The protocol's metrics of logits (`benchmarks.quality`)."""
+    from benchmarks.quality import protocol_metrics
     from kmlc.metrics import sigmoid
 
-    top5 = multilabel_report(labels, sigmoid(logits), top_k=5)
-    return {
-        "mAP": float(top5["mAP"]),
-        "CP": float(top5["CP"]),
-        "CR": float(top5["CR"]),
-        "CF1": float(top5["CF1"]),
-        "N+": int(top5["N+"]),
-        "OF1": float(top5["OF1"]),
-    }
+    return protocol_metrics(labels, sigmoid(logits))
 
 
 def train_one(splits, spec, seed, log_epochs=False):
