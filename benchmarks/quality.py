@@ -85,10 +85,24 @@ VARIANTS = {
 TUNED = {"baseline": (1e-2, 12), "gcn": (1e-2, 4), "full": (3e-3, 6)}
 
 BUDGETS = {
-    "quick": {"seeds": [0], "epochs": 12, "views": 1, "fine_tune_epochs": 0},
+    "quick": {
+        "seeds": [0],
+        "epochs": 12,
+        "views": 1,
+        "fine_tune_epochs": 0,
+        "fine_tune_learning_rate": 1e-3,
+    },
     # With a fine-tuning stage: the backbone unfrozen (batch norms frozen) at
-    # 0.1 times the heads' learning rate, on the images (`fine_tune_epochs`).
-    "full": {"seeds": [0, 1, 2], "epochs": 25, "views": 2, "fine_tune_epochs": 3},
+    # 0.1 times the heads' learning rate, on the images (`fine_tune_epochs`);
+    # every variant at the same fine-tuning rate, whatever its first stage's
+    # (the baseline's tuned 1e-2 wrecked its features in one epoch).
+    "full": {
+        "seeds": [0, 1, 2],
+        "epochs": 25,
+        "views": 2,
+        "fine_tune_epochs": 3,
+        "fine_tune_learning_rate": 1e-3,
+    },
 }
 
 METRICS = ("mAP", "CP", "CR", "CF1", "N+", "OP", "OR", "OF1")
@@ -122,6 +136,7 @@ def common_settings(args, budget):
         "loss": args.loss,
         "epochs": budget["epochs"],
         "fine_tune_epochs": budget["fine_tune_epochs"],
+        "fine_tune_learning_rate": budget["fine_tune_learning_rate"],
         "batch_size": 32,
         "tensorboard": False,
         "overwrite": True,
@@ -300,6 +315,12 @@ def main():
         help="override the budget's fine-tuning epochs (0: frozen throughout)",
     )
     parser.add_argument(
+        "--fine-tune-learning-rate",
+        type=float,
+        help="override the budget's fine-tuning rate (heads; the backbone's "
+        "is 0.1 times it), the same for every variant",
+    )
+    parser.add_argument(
         "--tuned",
         action="store_true",
         help="each preset's own learning rate and epochs (TUNED)",
@@ -327,6 +348,8 @@ def main():
         budget["seeds"] = [int(s) for s in args.seeds.split(",")]
     if args.fine_tune_epochs is not None:
         budget["fine_tune_epochs"] = args.fine_tune_epochs
+    if args.fine_tune_learning_rate is not None:
+        budget["fine_tune_learning_rate"] = args.fine_tune_learning_rate
     logging.basicConfig(level=logging.WARNING)
 
     import kmlc
