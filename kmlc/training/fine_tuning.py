@@ -62,26 +62,33 @@ def check_config(config):
         )
 
 
-def _scaled(optimizer_config, factor):
+def _scaled(optimizer_config, learning_rate):
+    """`optimizer_config` peaking at `learning_rate`, its cosine's end alike."""
+    factor = learning_rate / optimizer_config.learning_rate
     return dataclasses.replace(
         optimizer_config,
-        learning_rate=optimizer_config.learning_rate * factor,
+        learning_rate=learning_rate,
         min_learning_rate=optimizer_config.min_learning_rate * factor,
     )
+
+
+def heads_optimizer_config(config):
+    """The heads' optimizer settings while fine-tuning: the first stage's,
+    peaking at `fine_tune_learning_rate` when it is set."""
+    if config.fine_tune_learning_rate is None:
+        return config.optimizer
+    return _scaled(config.optimizer, config.fine_tune_learning_rate)
 
 
 def fine_tune_optimizer(config, steps_per_epoch):
     """The heads' optimizer and the backbone's, slower, over the stage.
 
-    The heads peak at `fine_tune_learning_rate` (else the first stage's
-    rate), the backbone at `model.backbone_lr_multiplier` times that; the
-    end of the cosine scales alike.
+    The heads follow `heads_optimizer_config`, the backbone peaks at
+    `model.backbone_lr_multiplier` times their rate.
     """
     epochs = config.fine_tune_epochs
-    heads = config.optimizer
-    if config.fine_tune_learning_rate is not None:
-        heads = _scaled(heads, config.fine_tune_learning_rate / heads.learning_rate)
-    backbone = _scaled(heads, config.model.backbone_lr_multiplier)
+    heads = heads_optimizer_config(config)
+    backbone = _scaled(heads, heads.learning_rate * config.model.backbone_lr_multiplier)
     return BackboneRateOptimizer(
         make_optimizer(heads, steps_per_epoch, epochs),
         make_optimizer(backbone, steps_per_epoch, epochs),
@@ -151,7 +158,7 @@ def fit(run, verbose):
         first + 1,
         end,
         run.fine_tune_steps,
-        config.fine_tune_learning_rate or config.optimizer.learning_rate,
+        heads_optimizer_config(config).learning_rate,
         config.model.backbone_lr_multiplier,
     )
     history = run.model.fit(
