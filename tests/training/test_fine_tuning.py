@@ -378,3 +378,10 @@ def test_a_fine_tuned_model_reloads_with_its_optimizer_state(tmp_path):
     assert len(saved) == len(restored) > 20
     for before, after in zip(saved, restored, strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+def test_an_unknown_backbone_trainability_is_named():
+    model = kmlc.build_model(4, fx.tiny_graph(4), backbone="smallcnn", image_size=32)
+    with pytest.raises(ValueError, match="Received: backbone_trainable='partly'"):
+        set_backbone_trainability(model.backbone, "partly")
+    assert backbone_trainability(model.backbone) is True
