@@ -1,6 +1,7 @@
 """Fine-tuning after the frozen stage: the backbone's own learning rate, the
 frozen batch norms, a whole run, resuming across and inside the stage."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -257,58 +258,53 @@ def kill_after(monkeypatch, epoch):
     monkeypatch.setattr(backup, "save", save_then_die)
 
 
-@pytest.mark.parametrize("killed_at, stage", [(2, "main"), (3, "fine_tune")])
 def test_a_killed_run_resumes_across_and_inside_fine_tuning(
-    scenes_dir, tmp_path, monkeypatch, killed_at, stage
+    scenes_dir, tmp_path, monkeypatch
 ):
+    """Killed after the frozen stage's last epoch (2), resumed and killed
+    again inside fine-tuning (3), then resumed to the end: each backup names
+    its stage, the fine-tuning one restores the fine-tuning model and
+    optimizer, and refuses a config without fine-tuning epochs; every epoch
+    runs once."""
     config = run_config(scenes_dir, tmp_path / "run")
-    kill_after(monkeypatch, killed_at)
-    with pytest.raises(Killed):
-        kmlc.train(config)
-    monkeypatch.undo()
-    metadata = json.loads(
-        (tmp_path / "run" / "backup" / "training_metadata.json").read_text()
-    )
-    assert metadata["epoch"] == killed_at and metadata["stage"] == stage
-    weights = tmp_path / "run" / "backup" / metadata["weights"]
+    backup_dir = tmp_path / "run" / "backup"
+    for killed_at, stage in ((2, "main"), (3, "fine_tune")):
+        kill_after(monkeypatch, killed_at)
+        with pytest.raises(Killed):
+            kmlc.train(config)
+        monkeypatch.undo()
+        metadata = json.loads((backup_dir / "training_metadata.json").read_text())
+        assert metadata["epoch"] == killed_at and metadata["stage"] == stage
+        run = build_run(config)
+        assert run.initial_epoch == killed_at and run.stage == stage
 
-    run = build_run(config)
-    assert run.initial_epoch == killed_at and run.stage == stage
-    if stage == "fine_tune":
-        # The fine-tuning model and optimizer, as the backup holds them.
-        assert isinstance(run.model.optimizer, BackboneRateOptimizer)
-        assert int(run.model.optimizer.iterations) == run.fine_tune_steps
-        reloaded = ready_for_fine_tuning(
-            kmlc.build_model(
-                run.graph.num_labels,
-                run.graph,
-                backbone="smallcnn",
-                image_size=32,
-                heads="gcn",
-            ),
-            config,
-            run.fine_tune_steps,
-        )
-        reloaded.optimizer.build(reloaded.trainable_variables)
-        reloaded.load_weights(weights)
-        for a, b in zip(reloaded.weights, run.model.weights, strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The fine-tuning model and optimizer, as the backup holds them.
+    assert isinstance(run.model.optimizer, BackboneRateOptimizer)
+    assert int(run.model.optimizer.iterations) == run.fine_tune_steps
+    reloaded = ready_for_fine_tuning(
+        kmlc.build_model(
+            run.graph.num_labels,
+            run.graph,
+            backbone="smallcnn",
+            image_size=32,
+            heads="gcn",
+        ),
+        config,
+        run.fine_tune_steps,
+    )
+    reloaded.optimizer.build(reloaded.trainable_variables)
+    reloaded.load_weights(backup_dir / metadata["weights"])
+    for a, b in zip(reloaded.weights, run.model.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    without_fine_tuning = dataclasses.replace(config, fine_tune_epochs=0)
+    with pytest.raises(backup.BackupError, match="written while fine-tuning"):
+        kmlc.train(without_fine_tuning)
+
     result = kmlc.train(config)
     history = read_history(tmp_path / "run" / "history.csv")
     assert history["epoch"] == [0, 1, 2, 3]
-    assert len(result.history["loss"]) == 4 - killed_at
-    assert not (tmp_path / "run" / "backup").exists()
-
-
-def test_a_fine_tuning_backup_needs_fine_tune_epochs(scenes_dir, tmp_path, monkeypatch):
-    config = run_config(scenes_dir, tmp_path / "run")
-    kill_after(monkeypatch, 3)
-    with pytest.raises(Killed):
-        kmlc.train(config)
-    monkeypatch.undo()
-    config.fine_tune_epochs = 0
-    with pytest.raises(backup.BackupError, match="written while fine-tuning"):
-        kmlc.train(config)
+    assert len(result.history["loss"]) == 1
+    assert not backup_dir.exists()
 
 
 def test_fine_tune_learning_rate_sets_the_heads_and_the_backbone_alike():
