@@ -116,17 +116,16 @@ def test_predict_names_a_missing_or_wrong_model_file(tmp_path, image_folder, cap
     assert "Expected a .keras model file" in capsys.readouterr().err
 
 
-def test_evaluate_equals_the_metrics_of_the_models_scores(
-    saved_model, image_folder, tmp_path, capsys
-):
-    path, model = saved_model
-    (image_folder / "bad.jpg").rename(tmp_path / "bad.jpg")  # keep the set clean
+def evaluate(model_path, image_folder, out, spare):
+    """`kmlc evaluate` on the folder's manifest, its unreadable image moved
+    to `spare` meanwhile (a clean set); returns the exit code."""
+    (image_folder / "bad.jpg").rename(spare / "bad.jpg")
     try:
-        code = main(
+        return main(
             [
                 "evaluate",
                 "--model",
-                str(path),
+                str(model_path),
                 "--manifest",
                 str(image_folder / "manifest.json"),
                 "--images",
@@ -134,12 +133,18 @@ def test_evaluate_equals_the_metrics_of_the_models_scores(
                 "--vocabulary",
                 str(image_folder / "vocabulary.txt"),
                 "--out",
-                str(tmp_path / "eval"),
+                str(out),
             ]
         )
     finally:
-        (tmp_path / "bad.jpg").rename(image_folder / "bad.jpg")
-    assert code == 0
+        (spare / "bad.jpg").rename(image_folder / "bad.jpg")
+
+
+def test_evaluate_equals_the_metrics_of_the_models_scores(
+    saved_model, image_folder, tmp_path, capsys
+):
+    path, model = saved_model
+    assert evaluate(path, image_folder, tmp_path / "eval", tmp_path) == 0
     image_set = data.read_manifest(
         image_folder / "manifest.json", image_folder, image_folder / "vocabulary.txt"
     )
@@ -223,26 +228,7 @@ def test_evaluate_reports_fixed_and_model_thresholds(
     thresholded, image_folder, tmp_path, capsys
 ):
     path, model, scores, labels = thresholded
-    (image_folder / "bad.jpg").rename(tmp_path / "bad.jpg")
-    try:
-        code = main(
-            [
-                "evaluate",
-                "--model",
-                str(path),
-                "--manifest",
-                str(image_folder / "manifest.json"),
-                "--images",
-                str(image_folder),
-                "--vocabulary",
-                str(image_folder / "vocabulary.txt"),
-                "--out",
-                str(tmp_path / "eval"),
-            ]
-        )
-    finally:
-        (tmp_path / "bad.jpg").rename(image_folder / "bad.jpg")
-    assert code == 0
+    assert evaluate(path, image_folder, tmp_path / "eval", tmp_path) == 0
     printed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # Pooled F1 by scikit-learn, at 0.5 and at the model's thresholds.

@@ -155,12 +155,11 @@ def test_the_model_beats_a_constant_predictor(corel_run, corel_split):
     assert result.metrics["mAP"] == pytest.approx(metrics["mAP"])
 
 
-def test_metrics_are_the_final_model_on_the_validation_split(
-    corel_run, corel_split, corel5k_dir
-):
-    """metrics.json's mAP is scikit-learn's on model.keras's validation scores;
-    model.keras is the best epoch's (its mAP is the best in history.csv)."""
-    config, _, run_dir = corel_run
+@pytest.fixture(scope="module")
+def final_model(corel_run, corel_split, corel5k_dir):
+    """The run's model.keras and its logits on the run's validation images,
+    read again from the manifest in the split's order."""
+    _, _, run_dir = corel_run
     _, y_validation, keys = corel_split
     model = keras.saving.load_model(run_dir / "model.keras")
     images = data_lib.read_manifest(
@@ -172,7 +171,17 @@ def test_metrics_are_the_final_model_on_the_validation_split(
     subset = images.subset(np.array([position[key] for key in keys]))
     np.testing.assert_array_equal(subset.labels, y_validation)
     dataset = data_lib.make_dataset(subset, 64, 32)
-    logits = np.concatenate([model.predict_on_batch(x) for x, _ in dataset])
+    return model, np.concatenate([model.predict_on_batch(x) for x, _ in dataset])
+
+
+def test_metrics_are_the_final_model_on_the_validation_split(
+    corel_run, corel_split, final_model
+):
+    """metrics.json's mAP is scikit-learn's on model.keras's validation scores;
+    model.keras is the best epoch's (its mAP is the best in history.csv)."""
+    _, _, run_dir = corel_run
+    y_validation = corel_split[1]
+    model, logits = final_model
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["mAP"] == pytest.approx(sklearn_map(y_validation, logits), abs=1e-6)
     history = read_history(run_dir / "history.csv")
@@ -326,24 +335,14 @@ def test_a_split_without_validation_images_is_an_error(scenes_dir, tmp_path):
 
 
 def test_the_final_model_carries_per_label_thresholds(
-    corel_run, corel_split, corel5k_dir
+    corel_run, corel_split, final_model
 ):
     """Chosen on the validation split from model.keras's own scores, saved in
     model.keras and best.keras, and reported at 0.5 and at them (in-sample
     and cross-fitted)."""
     _, _, run_dir = corel_run
-    _, y_validation, keys = corel_split
-    model = keras.saving.load_model(run_dir / "model.keras")
-    images = data_lib.read_manifest(
-        corel5k_dir / "train.json",
-        corel5k_dir / "images",
-        corel5k_dir / "vocabulary.txt",
-    )
-    position = {key: i for i, key in enumerate(images.keys)}
-    subset = images.subset(np.array([position[key] for key in keys]))
-    logits = np.concatenate(
-        [model.predict_on_batch(x) for x, _ in data_lib.make_dataset(subset, 64, 32)]
-    )
+    y_validation = corel_split[1]
+    model, logits = final_model
     scores = 1 / (1 + np.exp(-logits.astype(np.float64)))
     expected = choose_thresholds(y_validation, scores)
     assert model.has_thresholds
