@@ -320,7 +320,7 @@ def test_soak(exported, models, tmp_path):
             copy_version(exported[0], base, 3)  # and to model A again
             for thread in threads:
                 thread.join()
-        status = _rest_status(rest_port)
+        status = _wait_for_version(rest_port, "3")
         good = sum(count for kind, count in counts.items() if kind.startswith("good"))
         print(
             f"\nsoak: {sum(counts.values())} requests in {SOAK_SECONDS:g} s, "
@@ -340,6 +340,20 @@ def test_soak(exported, models, tmp_path):
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _wait_for_version(port, version, timeout=60):
+    """The model's status once `version` is served, or the last one seen.
+
+    The server polls every 0.5 s, but loading the new version can take
+    seconds on a loaded 2-core machine.
+    """
+    deadline = time.monotonic() + timeout
+    status = _rest_status(port)
+    while status[0]["version"] != version and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = _rest_status(port)
+    return status
 
 
 def _rest_status(port):
