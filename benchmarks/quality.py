@@ -303,7 +303,7 @@ def main():
     parser.add_argument("--test-images", help="the --test manifest's image folder")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--node-dim", type=int, default=70)
+    parser.add_argument("--node-dim", type=int, default=20, help="label node width")
     parser.add_argument("--gcn-layers", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--loss", default="bce")

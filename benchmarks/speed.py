@@ -139,12 +139,14 @@ def synthetic_graph(num_labels, seed=0, images=20000):
 def build(num_labels, preset, args, graph):
     import kmlc
 
+    options = {} if args.node_dim is None else {"node_dim": args.node_dim}
     model = kmlc.build_model(
         num_labels,
         graph,
         backbone=args.backbone,
         image_size=args.image_size,
         heads=preset,
+        **options,
     )
     model.compile(optimizer="adamw", metrics=[])
     return model
@@ -193,6 +195,7 @@ def train_and_inference(args):
             "backbone": args.backbone,
             "image_size": size,
             "batch_size": batch,
+            "node_dim": models["full"].node_dim,
             "graph_edges": graph.num_edges,
             # getattr: the same script times kmlc before the sparse GCN.
             "gcn_propagation": getattr(gcn, "propagation", "dense"),
@@ -559,6 +562,9 @@ def parse_args(argv=None):
     parser.add_argument("--backbone", default="mobilenetv3small")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--node-dim", type=int, help="label node width K (eq. 3); kmlc's default"
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--data", help="Corel-5k folder (item 5)")

@@ -146,7 +146,7 @@ class ModelConfig:
     cache_views: int = 1
     cache_dir: typing.Optional[str] = None
     gcn_layers: int = 4
-    node_dim: int = 70
+    node_dim: int = 20
     top_k: int = 10
     graph_strategy: str = "threshold"
     graph_tau: float = 0.4

@@ -21,7 +21,7 @@ class FeatureActivation(keras.layers.Layer):
 
     Args:
         num_labels: int. D, the number of labels.
-        node_dim: int or None. K, the label node width. Defaults to 70.
+        node_dim: int or None. K, the label node width. Defaults to 20.
         use_bias: bool. Whether `b_cls` has a bias (a model whose final
             logits leave out `b_cls` has no use for one). Defaults to True.
         kernel_initializer: initializer for `W_cls` and the projection.
@@ -38,7 +38,7 @@ class FeatureActivation(keras.layers.Layer):
     def __init__(
         self,
         num_labels,
-        node_dim=70,
+        node_dim=20,
         use_bias=True,
         kernel_initializer="glorot_uniform",
         **kwargs,
