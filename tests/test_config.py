@@ -174,6 +174,10 @@ def test_the_shipped_configs_load(monkeypatch):
     assert cpu.optimizer.learning_rate == 3e-3
     assert (cpu.epochs, cpu.model.node_dim) == (6, 20)
     assert configs["voc2007"].data.tfds_validation_split == "test"
+    # The ResNet-101 configs replicate the paper: its node width (Fig. 6),
+    # not kmlc's default.
+    for name in ("corel5k", "voc2007", "coco2014"):
+        assert configs[name].model.node_dim == 70, name
 
 
 def test_override_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
