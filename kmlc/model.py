@@ -331,8 +331,8 @@ def build_model(
             tuple of heads from `HEADS`. Defaults to `"full"`.
         gcn_layers: int. Defaults to 4 (the paper's best).
         node_dim: int or None. Label node width. Defaults to 20 (the
-            paper's 70 gave the same mAP on Corel-5k, its heads at three
-            times the cost; docs/design.md, "Eq. 3").
+            paper's 70 gave the same mAP on Corel-5k, its heads at twice
+            the time; docs/design.md, "Eq. 3").
         top_k: int. Candidates for relation attention. Defaults to 10.
         normalization: how X' is made from the graph: `"symmetric"` or
             `"row"`. Defaults to `"symmetric"`.
