@@ -88,22 +88,30 @@ def test_a_fixed_gamma_is_built_in_and_recorded(scenes_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "heads, gamma, warned",
+    "heads, gamma, fine_tune_epochs, warning",
     [
-        (("cls",), "auto", False),
-        (("cls", "gcn", "fusion", "attention"), "auto", True),
-        (("cls", "gcn"), 1.0, False),
+        (("cls",), "auto", 0, None),
+        (("cls", "gcn", "fusion", "attention"), "auto", 0, "took 1.44 from full"),
+        (("cls", "gcn", "fusion", "attention"), "auto", 6, "took 1.44 from full"),
+        (("cls",), "auto", 6, "but this run fine-tunes the backbone"),
+        (("cls", "gcn"), 1.0, 0, None),
+        (("cls",), 1.0, 6, None),
     ],
 )
 def test_auto_warns_when_its_probes_are_not_the_runs_heads(
-    heads, gamma, warned, caplog
+    heads, gamma, fine_tune_epochs, warning, caplog
 ):
     run = types.SimpleNamespace(
         model=types.SimpleNamespace(heads=heads),
         config=types.SimpleNamespace(
-            model=types.SimpleNamespace(rescoring_gamma=gamma)
+            model=types.SimpleNamespace(rescoring_gamma=gamma),
+            fine_tune_epochs=fine_tune_epochs,
         ),
     )
     with caplog.at_level(logging.WARNING, logger="kmlc.train"):
         training_rescoring.warn_about_probes(run)
-    assert ("took 1.44 from full" in caplog.text) == warned
+    if warning is None:
+        assert not caplog.records
+    else:
+        assert len(caplog.records) == 1
+        assert warning in caplog.text
