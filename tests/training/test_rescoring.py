@@ -76,11 +76,21 @@ def test_pooled_features_take_the_first_view(tmp_path):
     np.testing.assert_array_equal(labels, np.eye(6, 3)[::2])
 
 
-def test_a_fixed_gamma_is_built_in_and_recorded(scenes_dir, tmp_path):
+@pytest.mark.parametrize("fine_tune_epochs", [0, 1])
+def test_a_fixed_gamma_is_built_in_and_recorded(scenes_dir, tmp_path, fine_tune_epochs):
+    """Also through a frozen, cached stage and fine-tuning (README: gamma 1
+    after fine-tuning)."""
+    model = {**CACHED, "rescoring_gamma": 2.0} if fine_tune_epochs else {}
     config = scenes_config(
-        scenes_dir, tmp_path / "run", model={"rescoring_gamma": 2.0}, epochs=1
+        scenes_dir,
+        tmp_path / "run",
+        model={"rescoring_gamma": 2.0, **model},
+        epochs=1,
+        fine_tune_epochs=fine_tune_epochs,
     )
     kmlc.train(config)
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 1 + fine_tune_epochs  # header, then an epoch a line
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["rescoring"] == {"gamma": 2.0, "chosen_by": "model.rescoring_gamma"}
     final = kmlc.load_model(str(tmp_path / "run" / "model.keras"))
