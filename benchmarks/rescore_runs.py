@@ -33,15 +33,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def run_logits(run_dir):
     """`(logits [N, D], labels [N, D], graph)` of a run's validation split."""
-    import numpy as np
-
     import kmlc
     from kmlc import data
     from kmlc.config import load_config
     from kmlc.data.sources import read_image_set
+    from kmlc.prediction import collect_scores
 
     config = load_config(os.path.join(run_dir, "config.yaml"))
-    if config.model.rescoring_gamma not in (0, 0.0, None):
+    if config.model.rescoring_gamma:
         raise ValueError(
             f"{run_dir} was trained with re-scoring (model.rescoring_gamma="
             f"{config.model.rescoring_gamma!r}); give runs without it."
@@ -49,14 +48,9 @@ def run_logits(run_dir):
     _, validation = read_image_set(config.data)
     model = kmlc.load_model(os.path.join(run_dir, "model.keras"), compile=False)
     dataset = data.make_dataset(validation, config.model.image_size, 32)
-    batches = []
-    for images, _ in dataset:
-        outputs = model.predict_on_batch(images)
-        batches.append(
-            np.asarray(outputs["logits"] if isinstance(outputs, dict) else outputs)
-        )
+    logits, labels = collect_scores(model, dataset)
     graph = kmlc.LabelGraph.load(os.path.join(run_dir, "label_graph.npz"))
-    return np.concatenate(batches), np.asarray(validation.labels), graph
+    return logits, labels, graph
 
 
 def rescored_maps(logits, labels, graph, gammas):

@@ -1,5 +1,6 @@
 """benchmarks/rescore_runs.py: a control run stays a control when it is
-re-scored with its own graph, and `counted` is the counted graph's formula."""
+re-scored with its own graph, `counted` is the counted graph's formula, and a
+run already re-scored is refused."""
 
 import importlib.util
 import pathlib
@@ -51,3 +52,13 @@ def test_own_keeps_the_control_and_counted_drops_it(rescore_runs, control):
         assert scores["own g1"] != pytest.approx(scores["raw"])
     # Label 1 always comes with label 0: the counted graph helps here.
     assert scores["counted g1"] > scores["raw"]
+
+
+def test_a_run_trained_with_rescoring_is_refused(rescore_runs, tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "data:\n  manifest: m.json\n  images: images\n  vocabulary: v.txt\n"
+        "model:\n  preset: baseline\n  rescoring_gamma: 2.0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"trained with re-scoring .*gamma=2\.0"):
+        rescore_runs.run_logits(str(tmp_path))
