@@ -60,7 +60,7 @@ def warn_about_probes(run):
             "give a number instead (0: off).",
             ",".join(heads),
         )
-    elif getattr(run.config, "fine_tune_epochs", 0):
+    elif run.config.fine_tune_epochs:
         logger.warning(
             "model.rescoring_gamma: auto chooses gamma with linear probes on the "
             "frozen backbone's features, but this run fine-tunes the backbone: "

@@ -80,11 +80,11 @@ def test_pooled_features_take_the_first_view(tmp_path):
 def test_a_fixed_gamma_is_built_in_and_recorded(scenes_dir, tmp_path, fine_tune_epochs):
     """Also through a frozen, cached stage and fine-tuning (README: gamma 1
     after fine-tuning)."""
-    model = {**CACHED, "rescoring_gamma": 2.0} if fine_tune_epochs else {}
+    frozen = CACHED if fine_tune_epochs else {}
     config = scenes_config(
         scenes_dir,
         tmp_path / "run",
-        model={"rescoring_gamma": 2.0, **model},
+        model={"rescoring_gamma": 2.0, **frozen},
         epochs=1,
         fine_tune_epochs=fine_tune_epochs,
     )
