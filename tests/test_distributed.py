@@ -261,48 +261,17 @@ def stop_workers(processes, timeout=400, kill=False):
     return [pathlib.Path(process.log.name).read_text() for process in processes]
 
 
-def test_two_workers_agree_and_only_the_chief_writes(tmp_path):
-    epochs = 2
-    config_path = write_multiworker_config(tmp_path, epochs)
-    processes = start_workers(
-        config_path,
-        [tmp_path / "out0", tmp_path / "out1"],
-        [tmp_path / "worker0.log", tmp_path / "worker1.log"],
-    )
-    texts = stop_workers(processes)
-    for process, text in zip(processes, texts, strict=True):
-        assert process.returncode == 0, text[-4000:]
-
-    fingerprints = [FINGERPRINT.findall(text) for text in texts]
-    assert [found[0][0] for found in fingerprints] == ["0", "1"]
-    # The same trainable and non-trainable (batch norm) weights.
-    assert fingerprints[0][0][1:] == fingerprints[1][0][1:]
-    scores = [VAL_MAP.findall(text) for text in texts]
-    assert len(scores[0]) == epochs
-    assert scores[0] == scores[1]
-
-    chief, other = tmp_path / "out0", tmp_path / "out1"
-    assert not other.exists() or not any(other.rglob("*"))
-    names = {path.name for path in chief.iterdir()}
-    assert {"model.keras", "best.keras", "metrics.json", "history.csv"} <= names
-    assert "backup" not in names
-    history = read_history(chief / "history.csv")
-    assert history["epoch"] == list(range(epochs))
-    logged = [float(value) for _, _, value in scores[0]]
-    np.testing.assert_allclose(history["val_mAP"], logged, atol=5e-5)
-    metrics = json.loads((chief / "metrics.json").read_text())
-    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
-
-
-def test_two_killed_workers_resume_from_the_chiefs_backup(tmp_path):
-    """Both workers SIGKILLed after the backup holds epoch 2, then started
-    again with the same command: they resume at the backup's epoch, agree,
-    and the run ends with every epoch in its history once. The output
-    directory is shared, as on a cluster's shared file system."""
+def test_two_workers_write_only_the_chiefs_files_and_resume_when_killed(tmp_path):
+    """Two workers, the chief writing to `run/` and the other given its own,
+    empty `other/`: the other writes nothing. Both are SIGKILLed once the
+    chief's backup holds epoch 2, then started again with the chief's
+    directory for both, as on a cluster's shared file system: they resume at
+    the backup's epoch, agree on every weight and validation score, and the
+    run ends with every epoch in its history once, the backup gone."""
     epochs = 4
     config_path = write_multiworker_config(tmp_path, epochs)
-    shared = tmp_path / "shared"
-    metadata = shared / "backup" / "training_metadata.json"
+    run, other = tmp_path / "run", tmp_path / "other"
+    metadata = run / "backup" / "training_metadata.json"
 
     def backup_epoch():
         try:
@@ -311,7 +280,7 @@ def test_two_killed_workers_resume_from_the_chiefs_backup(tmp_path):
             return None
 
     logs = [tmp_path / "first0.log", tmp_path / "first1.log"]
-    first = start_workers(config_path, [shared, shared], logs)
+    first = start_workers(config_path, [run, other], logs)
     deadline = time.monotonic() + 300
     try:
         while (backup_epoch() or 0) < 2:
@@ -322,17 +291,33 @@ def test_two_killed_workers_resume_from_the_chiefs_backup(tmp_path):
         stop_workers(first, timeout=30, kill=True)
     killed_at = backup_epoch()
     assert killed_at in (2, 3)
-    assert not (shared / "metrics.json").exists()
+    assert not (run / "metrics.json").exists()
+    assert not other.exists() or not any(other.rglob("*"))
 
     logs = [tmp_path / "second0.log", tmp_path / "second1.log"]
-    texts = stop_workers(start_workers(config_path, [shared, shared], logs))
-    for text in texts:
-        assert f"resuming from the backup in {shared} at epoch {killed_at + 1}" in text
+    processes = start_workers(config_path, [run, run], logs)
+    texts = stop_workers(processes)
+    for process, text in zip(processes, texts, strict=True):
+        assert process.returncode == 0, text[-4000:]
+        assert f"resuming from the backup in {run} at epoch {killed_at + 1}" in text
         ran = [int(epoch) for epoch in re.findall(r"epoch (\d+)/4: ", text)]
         assert ran == list(range(killed_at + 1, epochs + 1)), text  # none twice
-    fingerprints = [FINGERPRINT.findall(text)[0][1:] for text in texts]
-    assert fingerprints[0] == fingerprints[1]
-    history = read_history(shared / "history.csv")
+
+    fingerprints = [FINGERPRINT.findall(text) for text in texts]
+    assert [found[0][0] for found in fingerprints] == ["0", "1"]
+    # The same trainable and non-trainable (batch norm) weights.
+    assert fingerprints[0][0][1:] == fingerprints[1][0][1:]
+    scores = [VAL_MAP.findall(text) for text in texts]
+    assert len(scores[0]) == epochs - killed_at
+    assert scores[0] == scores[1]
+
+    names = {path.name for path in run.iterdir()}
+    assert {"model.keras", "best.keras", "metrics.json", "history.csv"} <= names
+    assert "backup" not in names
+    assert not other.exists() or not any(other.rglob("*"))
+    history = read_history(run / "history.csv")
     assert history["epoch"] == list(range(epochs))
-    assert not (shared / "backup").exists()
-    assert (shared / "metrics.json").exists()
+    logged = [float(value) for _, _, value in scores[0]]
+    np.testing.assert_allclose(history["val_mAP"][killed_at:], logged, atol=5e-5)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["mAP"] == pytest.approx(max(history["val_mAP"]), abs=1e-5)
