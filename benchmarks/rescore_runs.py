@@ -26,9 +26,12 @@ import argparse
 import json
 import os
 import re
-import statistics
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# quality.py beside this script: one rule for the mean and std over seeds.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quality import aggregate  # noqa: E402
 
 
 def run_logits(run_dir):
@@ -87,17 +90,7 @@ def main():
         print(json.dumps({"run": name, "mAP": scores}), flush=True)
         variant = re.sub(r"-seed\d+$", "", name)
         by_variant.setdefault(variant, []).append(scores)
-    summary = {
-        variant: {
-            key: {
-                "mean": statistics.fmean(run[key] for run in runs),
-                "std": statistics.pstdev([run[key] for run in runs]),
-                "runs": [run[key] for run in runs],
-            }
-            for key in runs[0]
-        }
-        for variant, runs in by_variant.items()
-    }
+    summary = {variant: aggregate(runs) for variant, runs in by_variant.items()}
     print(json.dumps({"summary": summary}))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as file:
