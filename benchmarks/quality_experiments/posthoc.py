@@ -210,23 +210,21 @@ class _Fold:
         self.pooled, self.labels, self.views, self.maps = pooled, labels, 1, None
 
 
-def train_fold_gamma(cache_dir, spec, folds=5, seed=0):
-    """gamma chosen on the training split alone: out-of-fold logits of
-    `folds` classifiers (each trained on the other folds), the gamma with
-    the best out-of-fold mAP. Returns `(gamma, {gamma: oof mAP})`."""
+def out_of_fold_logits(cache_dir, spec, folds=5, seed=0):
+    """`(oof logits [N, D], labels [N, D], held)` of the training split: each
+    fold's logits from a classifier trained on the other folds (view 0 of
+    each image's cached features); `held[f]` are fold f's rows."""
     from benchmarks.quality_experiments import features
     from benchmarks.quality_experiments import run
-    from kmlc.metrics import mean_average_precision
 
     splits = features.load(cache_dir)
     train = splits["train"]
     pooled = train.pooled[:: train.views]
     labels = train.labels[:: train.views]
-    tg_all = None
     order = np.random.default_rng(seed).permutation(len(labels))
     oof = np.zeros(labels.shape, np.float64)
-    for fold in range(folds):
-        held = order[fold::folds]
+    helds = [order[fold::folds] for fold in range(folds)]
+    for held in helds:
         kept = np.setdiff1d(order, held)
         fold_splits = {
             "train": _Fold(pooled[kept], labels[kept]),
@@ -234,6 +232,16 @@ def train_fold_gamma(cache_dir, spec, folds=5, seed=0):
         }
         result = run.train_one(fold_splits, dict(run.DEFAULTS, **spec), seed)
         oof[held] = result["logits"]["logits"]
+    return oof, labels, helds
+
+
+def train_fold_gamma(cache_dir, spec, folds=5, seed=0):
+    """gamma chosen on the training split alone: out-of-fold logits of
+    `folds` classifiers (each trained on the other folds), the gamma with
+    the best out-of-fold mAP. Returns `(gamma, {gamma: oof mAP})`."""
+    from kmlc.metrics import mean_average_precision
+
+    oof, labels, _ = out_of_fold_logits(cache_dir, spec, folds, seed)
     tg_all = conditional(labels)
     prior = labels.mean(axis=0)
     # Labels must have a positive in the scored rows: all do in training.
