@@ -78,21 +78,14 @@ class Split:
 
 
 def build_or_open(cache_dir, views=2):
-    """`(train Split, validation Split, train labels [N, D] of the images,
-    vocabulary)`: builds the cache if needed."""
-    from kmlc import data as data_lib
+    """`(splits, train ImageSet, validation ImageSet)`: builds the cache
+    through `kmlc.training.build_run` if needed, then `load`s it."""
     from kmlc import training
 
     config = corel5k_config(cache_dir, views=views)
-    train_set, validation_set = training.read_image_set(config.data)
-    graph = training.count_graph(config.model, train_set)
-    model = training.build_compiled_model(config, graph, 1)
-    _, validation_ds = training.datasets(config, train_set, validation_set)
-    training.cached_datasets(
-        config, model, train_set, validation_set, validation_ds, config.output_dir
-    )
-    del model, data_lib
-    return load(cache_dir), train_set, validation_set
+    config.overwrite = True  # the throw-away run directory beside the cache
+    run = training.build_run(config)
+    return load(cache_dir), run.train_set, run.validation_set
 
 
 def load(cache_dir):

@@ -107,7 +107,7 @@ def make_head(spec, graph, num_labels, feature_dim):
 
 def optimizer(lr, wd, warmup, steps, epochs):
     from kmlc.config import OptimizerConfig
-    from kmlc.training import make_optimizer
+    from kmlc.training.optimizers import make_optimizer
 
     config = OptimizerConfig(
         name="adamw", learning_rate=lr, weight_decay=wd, warmup_epochs=warmup
