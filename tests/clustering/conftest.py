@@ -8,6 +8,7 @@ import pytest
 import kmlc
 from kmlc import data
 from kmlc import synthetic
+from tests.once_per_run import build_once
 
 
 @pytest.fixture(scope="session")
@@ -43,19 +44,23 @@ def build_scenes_model(image_set, heads):
 
 @pytest.fixture(scope="session")
 def scenes_model(scenes, tmp_path_factory):
-    """A SmallCNN with every head, trained a little on the scenes; its path."""
+    """A SmallCNN with every head, trained a little on the scenes (once for
+    all workers: `build_once`); `(model, path)`."""
     _, _, _, image_set = scenes
-    keras.utils.set_random_seed(0)
-    model = build_scenes_model(image_set, "full")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    model.fit(
-        data.make_dataset(image_set, 32, 32, training=True, seed=0),
-        epochs=6,
-        verbose=0,
-    )
-    path = tmp_path_factory.mktemp("model") / "scenes.keras"
-    model.save(path)
-    return model, path
+
+    def train(folder):
+        keras.utils.set_random_seed(0)
+        model = build_scenes_model(image_set, "full")
+        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        model.fit(
+            data.make_dataset(image_set, 32, 32, training=True, seed=0),
+            epochs=6,
+            verbose=0,
+        )
+        model.save(folder / "scenes.keras")
+
+    path = build_once(tmp_path_factory, "scenes_model", train) / "scenes.keras"
+    return keras.saving.load_model(path), path
 
 
 @pytest.fixture(scope="session")

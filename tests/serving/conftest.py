@@ -16,6 +16,7 @@ from PIL import Image
 from kmlc.export import export_saved_model
 from kmlc.serving import DevServer
 from tests import model_fixtures as fx
+from tests.once_per_run import build_once
 
 MODEL_NAME = "tiny"
 LABELS = ["sky", "water", "tree", "sand", "grass"]
@@ -63,11 +64,15 @@ def models():
 
 @pytest.fixture(scope="session")
 def exported(models, tmp_path_factory):
-    """`(dir of model A's export, dir of model B's export)`."""
-    root = tmp_path_factory.mktemp("exports")
-    first = export_saved_model(models[0], root / "a", MODEL_NAME)
-    second = export_saved_model(models[1], root / "b", MODEL_NAME)
-    return first, second
+    """`(dir of model A's export, dir of model B's export)`, exported once
+    for all workers (`build_once`)."""
+
+    def export(root):
+        for model, folder in zip(models, ("a", "b"), strict=True):
+            export_saved_model(model, root / folder, MODEL_NAME, version=1)
+
+    root = build_once(tmp_path_factory, "exports", export)
+    return tuple(str(root / folder / MODEL_NAME / "1") for folder in ("a", "b"))
 
 
 @pytest.fixture(scope="session")
