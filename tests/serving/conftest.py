@@ -65,7 +65,8 @@ def models():
 @pytest.fixture(scope="session")
 def exported(models, tmp_path_factory):
     """`(dir of model A's export, dir of model B's export)`, exported once
-    for all workers (`build_once`)."""
+    for all workers (`build_once`): `models` are seeded, so each worker's
+    are the exported ones."""
 
     def export(root):
         for model, folder in zip(models, ("a", "b"), strict=True):
