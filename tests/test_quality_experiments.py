@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
+from benchmarks.quality_experiments import cluster_embeddings
 from benchmarks.quality_experiments import features
 from benchmarks.quality_experiments import posthoc
 from benchmarks.quality_experiments import run
@@ -112,3 +113,14 @@ def test_rescoring_term_is_refine_at_gamma_one_minus_the_logits():
     tg_p, prior_p = stacking.statistics_of(labels, permutation)
     np.testing.assert_allclose(tg_p, tg[permutation][:, permutation])
     np.testing.assert_allclose(prior_p, prior[permutation])
+
+
+def test_cluster_embeddings_are_unit_rows_of_the_validation_images(splits):
+    vectors = cluster_embeddings.embeddings(splits)
+    num_images = len(splits["validation"].labels)
+    np.testing.assert_allclose(
+        np.linalg.norm(vectors["propagated"], axis=1), np.ones(num_images), rtol=1e-5
+    )
+    for name, rows in vectors.items():
+        assert rows.shape[0] == num_images, name
+    assert vectors["plain | sqrt lift"].shape[1] == FEATURE_DIM + 6
