@@ -51,32 +51,26 @@ def embeddings(splits):
     }
 
 
-def main():
+def mean_nmi(vectors, labels, k, seeds=range(5)):
+    """k-means NMI against the rarest label, the mean over `seeds`."""
     from kmlc.clustering.algorithms import kmeans
     from kmlc.clustering.evaluation import evaluate
 
+    nmis = [
+        evaluate(kmeans(vectors, k, seed=seed).assignments, labels)["nmi"]
+        for seed in seeds
+    ]
+    return round(float(np.mean(nmis)), 3)
+
+
+def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", default="runs/research/feature_cache")
     args = parser.parse_args()
     splits = features.load(args.cache_dir)
     labels = splits["validation"].labels
     for name, vectors in embeddings(splits).items():
-        nmi = {
-            k: round(
-                float(
-                    np.mean(
-                        [
-                            evaluate(kmeans(vectors, k, seed=seed).assignments, labels)[
-                                "nmi"
-                            ]
-                            for seed in range(5)
-                        ]
-                    )
-                ),
-                3,
-            )
-            for k in (20, 30, 50)
-        }
+        nmi = {k: mean_nmi(vectors, labels, k) for k in (20, 30, 50)}
         print(json.dumps({"embedding": name, "nmi": nmi}), flush=True)
 
 
