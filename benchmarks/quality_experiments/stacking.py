@@ -68,9 +68,8 @@ def fit_per_label(z, f, y, C, min_positives=2):
 def one_seed(splits, cache_dir, seed, C):
     from kmlc.metrics import mean_average_precision
 
-    train, validation = splits["train"], splits["validation"]
-    train_labels = train.labels[:: train.views]
-    y_val = validation.labels
+    y_val = splits["validation"].labels
+    # `labels`: the training split's, one row an image (view 0).
     oof, labels, helds = posthoc.out_of_fold_logits(cache_dir, SPEC, seed=seed)
     z_val = run.train_one(splits, dict(run.DEFAULTS, **SPEC), seed)["logits"]["logits"]
     permutation = np.random.default_rng(seed).permutation(labels.shape[1])
@@ -79,8 +78,8 @@ def one_seed(splits, cache_dir, seed, C):
         return round(100 * mean_average_precision(y_val, logits), 2)
 
     line = {"seed": seed, "baseline": score(z_val)}
+    tg, prior = statistics_of(labels)
     for gamma in (1.0, 2.0):
-        tg, prior = statistics_of(train_labels)
         line[f"fixed gamma {gamma:g}"] = score(posthoc.refine(z_val, tg, gamma, prior))
     for control, perm in (("graph", None), ("shuffled", permutation)):
         f_oof = np.zeros_like(oof)
@@ -89,7 +88,7 @@ def one_seed(splits, cache_dir, seed, C):
             tg, prior = statistics_of(labels[kept], perm)
             f_oof[held] = rescoring_term(oof[held], tg, prior)
         a, g, b = fit_per_label(oof, f_oof, labels, C)
-        tg, prior = statistics_of(train_labels, perm)
+        tg, prior = statistics_of(labels, perm)
         f_val = rescoring_term(z_val, tg, prior)
         line[f"stacked, {control}"] = score(a * z_val + g * f_val + b)
         line[f"median gamma_j, {control}"] = round(float(np.median((g / a)[g != 0])), 3)

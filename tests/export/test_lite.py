@@ -26,6 +26,11 @@ SIZE = fx.IMAGE_SIZE
 TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "dynamic": 1e-2, "int8": 2e-2}
 
 
+def calibration(images):
+    """The int8 models' representative data."""
+    return [images, images[::-1]]
+
+
 @pytest.fixture(scope="module")
 def converted(saved_model_dir, images, tmp_path_factory):
     directory = tmp_path_factory.mktemp("lite")
@@ -35,7 +40,7 @@ def converted(saved_model_dir, images, tmp_path_factory):
             saved_model_dir,
             str(directory / f"{mode}.tflite"),
             quantize=mode,
-            representative_data=[images, images[::-1]],
+            representative_data=calibration(images),
         )
     return paths
 
@@ -99,7 +104,7 @@ def test_int8_io(saved_model_dir, converted, images, tmp_path):
         saved_model_dir,
         tmp_path / "io.tflite",
         quantize="int8",
-        representative_data=[images, images[::-1]],  # `converted`'s calibration
+        representative_data=calibration(images),  # as `converted["int8"]`
         int8_io=True,
     )
     predictor = Predictor(path)

@@ -52,18 +52,16 @@ def test_saved_model_script(keras_file, tmp_path, capsys, monkeypatch):
     assert (entry.name, entry.base_path) == ("tiny", "/models/tiny")
 
 
-def test_tflite_script(keras_file, model, images, tmp_path, capsys, monkeypatch):
+def run_tflite_script(keras_file, out, modes, monkeypatch):
     run_script(
         "tflite.py",
-        "--model",
-        keras_file,
-        "--out",
-        str(tmp_path),
-        "--quantize",
-        "float32",
-        "float16",
+        *("--model", keras_file, "--out", str(out), "--quantize", *modes),
         monkeypatch=monkeypatch,
     )
+
+
+def test_tflite_script(keras_file, model, images, tmp_path, capsys, monkeypatch):
+    run_tflite_script(keras_file, tmp_path, ["float32", "float16"], monkeypatch)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[1] for line in lines] == ["float32", "float16"]
     expected = keras.ops.convert_to_numpy(model(images, training=False))
@@ -81,16 +79,7 @@ def test_tflite_script_int8_needs_calibration_images(keras_file, tmp_path, monke
     # In this process (a subprocess costs a TensorFlow start-up): the error
     # names what is missing and nothing is written.
     with pytest.raises(ValueError, match="needs representative_data"):
-        run_script(
-            "tflite.py",
-            "--model",
-            keras_file,
-            "--out",
-            str(tmp_path),
-            "--quantize",
-            "int8",
-            monkeypatch=monkeypatch,
-        )
+        run_tflite_script(keras_file, tmp_path, ["int8"], monkeypatch)
     assert os.listdir(tmp_path) == []
 
 
